@@ -1,0 +1,227 @@
+//! The command line: clap definitions, dispatch, and the one place where errors become text
+//! and exit codes.
+
+mod info;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+
+use crate::dockercfg::context::ContextError;
+use crate::dockercfg::credentials::CredentialError;
+use crate::dockercfg::{ConfigError, Environment};
+use crate::engine::EngineError;
+use crate::keystore::KeystoreError;
+use crate::plugin::cancel::{CancelReason, Cancellation};
+use crate::plugin::{self, GlobalFlags, InvocationError, Mode};
+
+/// Exit code of a command stopped by Ctrl-C or by the docker CLI (128 + SIGINT, as shells do).
+pub const EXIT_CANCELLED: u8 = 130;
+/// Exit code for usage errors, as clap uses.
+pub const EXIT_USAGE: u8 = 2;
+
+const ABOUT: &str = "Signed image push and pull for Azure Container Registry.\n\n\
+Signs in with Microsoft Entra ID, keeps signing keys in the OS keyring, and publishes and \
+verifies Docker Content Trust (Notary v1) data that `notary` and `docker trust` accept.";
+
+#[derive(Debug, Parser)]
+#[command(version, about = ABOUT, arg_required_else_help = true, disable_help_subcommand = false)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Show where configuration, the Docker engine, the keyring and trust data are, and whether
+    /// each one works.
+    Info(info::InfoArgs),
+}
+
+/// Output format of commands that report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Human-readable text.
+    Text,
+    /// One JSON document.
+    Json,
+}
+
+/// Everything a command needs to know about how it was started.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Plugin or standalone.
+    pub mode: Mode,
+    /// Docker global flags.
+    pub globals: GlobalFlags,
+    /// Docker's environment variables.
+    pub env: Environment,
+    /// Resolves when the command must stop.
+    pub cancel: Cancellation,
+}
+
+/// Every way a command can fail, one variant per layer.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// argv could not be understood.
+    #[error(transparent)]
+    Invocation(#[from] InvocationError),
+    /// Reading docker's configuration failed.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// Resolving the engine endpoint failed.
+    #[error(transparent)]
+    Context(#[from] ContextError),
+    /// The engine is unreachable or failed.
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+    /// The keyring is unreachable or locked.
+    #[error(transparent)]
+    Keystore(#[from] KeystoreError),
+    /// A registry credential could not be read.
+    #[error(transparent)]
+    Credential(#[from] CredentialError),
+    /// The command was cancelled; nothing was left half-done.
+    #[error("{0}; stopped before finishing, nothing was changed")]
+    Cancelled(CancelReason),
+    /// The command already printed a report of what failed.
+    #[error("{0}")]
+    Reported(String),
+}
+
+impl Error {
+    fn exit_code(&self) -> u8 {
+        match self {
+            Error::Cancelled(_) => EXIT_CANCELLED,
+            Error::Invocation(_) => EXIT_USAGE,
+            _ => 1,
+        }
+    }
+}
+
+/// Runs `fut`, or stops with [`Error::Cancelled`] when cancellation wins the race.
+/// `fut` is dropped on cancellation, so it must not leave partial state behind when dropped.
+pub async fn cancellable<T>(
+    cancel: &Cancellation,
+    fut: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Error> {
+    tokio::select! {
+        biased;
+        reason = cancel.cancelled() => Err(Error::Cancelled(reason)),
+        r = fut => r,
+    }
+}
+
+/// The whole program after the metadata fast path: argv and environment in, exit code out.
+pub fn run(argv: Vec<OsString>) -> ExitCode {
+    let started_by_docker = std::env::var_os(plugin::ENV_ORIGINAL_CLI_COMMAND).is_some();
+    let inv = match plugin::parse_invocation(&argv, started_by_docker) {
+        Ok(inv) => inv,
+        Err(e) => {
+            eprintln!("{}: {e}", program_name(started_by_docker));
+            return ExitCode::from(EXIT_USAGE);
+        }
+    };
+
+    let command = Cli::command()
+        .name(inv.mode.command_name())
+        .bin_name(inv.mode.command_name());
+    let cli = match command
+        .try_get_matches_from(&inv.args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+    {
+        Ok(cli) => cli,
+        // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
+        Err(e) => e.exit(),
+    };
+
+    init_logging(&inv.globals);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("Error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+
+    let result = runtime.block_on(async {
+        let socket = std::env::var(plugin::ENV_PLUGIN_SOCKET).ok();
+        let cancel = match Cancellation::install(socket.as_deref()) {
+            Ok(c) => c,
+            Err(e) => {
+                // Ctrl-C still works; only the CLI's forwarded cancel is lost.
+                tracing::warn!("{e}; cancellation through the docker CLI is unavailable");
+                Cancellation::install(None).unwrap_or_else(|_| Cancellation::never())
+            }
+        };
+        let ctx = Context {
+            mode: inv.mode,
+            globals: inv.globals,
+            env: Environment::from_process(),
+            cancel,
+        };
+        match cli.command {
+            Command::Info(args) => args.run(&ctx).await,
+        }
+    });
+    // Background tasks (signal listeners, socket reader) must not keep the process alive.
+    runtime.shutdown_background();
+
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            if !matches!(e, Error::Reported(_)) {
+                eprintln!("Error: {e}");
+            }
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn program_name(started_by_docker: bool) -> &'static str {
+    if started_by_docker {
+        Mode::Plugin.command_name()
+    } else {
+        Mode::Standalone.command_name()
+    }
+}
+
+/// Logs go to stderr. `-D` (or `DEBUG=1`, which the docker CLI sets for `-D`) means debug;
+/// `-l LEVEL` sets the level; `RUST_LOG` overrides both for development.
+fn init_logging(globals: &GlobalFlags) {
+    let level = if globals.debug || std::env::var_os("DEBUG").is_some_and(|v| v == "1") {
+        "debug"
+    } else {
+        globals.log_level.map_or("warn", |l| l.as_filter())
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("docker_trustacr={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clap_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn unknown_subcommand_is_a_usage_error() {
+        let err = Cli::try_parse_from(["docker trustacr", "frobnicate"]).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+    }
+}

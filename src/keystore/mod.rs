@@ -1,0 +1,146 @@
+//! The OS keyring, where signing keys and cached tokens live: the Secret Service on Linux and
+//! the BSDs, the Keychain on macOS, the Credential Manager on Windows, chosen at compile time.
+//!
+//! Private key bytes go from the keyring to memory and back, never to a file. Opening the store
+//! is lazy: only commands that need keys pay for a D-Bus connection.
+
+use std::fmt;
+use std::sync::Arc;
+
+/// The keyring `service` under which every entry of this plugin is stored.
+pub const SERVICE: &str = "docker-trustacr";
+
+/// The platform store's name, for messages.
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+pub const STORE_NAME: &str = "Secret Service (D-Bus)";
+/// The platform store's name, for messages.
+#[cfg(target_os = "macos")]
+pub const STORE_NAME: &str = "macOS Keychain";
+/// The platform store's name, for messages.
+#[cfg(windows)]
+pub const STORE_NAME: &str = "Windows Credential Manager";
+
+/// Errors opening or using the keyring.
+#[derive(Debug, thiserror::Error)]
+pub enum KeystoreError {
+    /// No keyring service could be reached.
+    #[error("cannot reach the OS keyring ({STORE_NAME}): {detail}. {hint}")]
+    Unreachable {
+        /// What the platform said.
+        detail: String,
+        /// How to fix it on this platform.
+        hint: &'static str,
+    },
+    /// The keyring is there but locked.
+    #[error("the OS keyring ({STORE_NAME}) is locked: {detail}. {hint}")]
+    Locked {
+        /// What the platform said.
+        detail: String,
+        /// How to fix it on this platform.
+        hint: &'static str,
+    },
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+const UNREACHABLE_HINT: &str = "Start a Secret Service provider (gnome-keyring-daemon or KeePassXC) in a D-Bus session; on a headless machine run the command inside `dbus-run-session` after `echo -n PASS | gnome-keyring-daemon --unlock --components=secrets`";
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+const LOCKED_HINT: &str = "Unlock the login keyring (log in to the desktop, or `echo -n PASS | gnome-keyring-daemon --unlock --replace --components=secrets`)";
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+const UNREACHABLE_HINT: &str = "Check that you are logged in to a desktop session";
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+const LOCKED_HINT: &str = "Unlock the keychain and retry";
+
+/// The keyring's state as `info` reports it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum KeyringState {
+    /// Reachable and unlocked: keys can be read and written without a prompt.
+    Unlocked,
+    /// Reachable but locked.
+    Locked {
+        /// Detail and fix.
+        message: String,
+    },
+    /// Not reachable.
+    Unreachable {
+        /// Detail and fix.
+        message: String,
+    },
+}
+
+impl fmt::Display for KeyringState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyringState::Unlocked => f.write_str("reachable, unlocked"),
+            KeyringState::Locked { message } | KeyringState::Unreachable { message } => {
+                f.write_str(message)
+            }
+        }
+    }
+}
+
+/// Checks the keyring without creating, reading or prompting for anything.
+///
+/// On the Secret Service this connects to the session bus and asks whether the default
+/// collection is locked; a locked collection would make every key operation prompt or fail.
+pub fn probe() -> KeyringState {
+    match probe_inner() {
+        Ok(()) => KeyringState::Unlocked,
+        Err(e @ KeystoreError::Locked { .. }) => KeyringState::Locked {
+            message: e.to_string(),
+        },
+        Err(e @ KeystoreError::Unreachable { .. }) => KeyringState::Unreachable {
+            message: e.to_string(),
+        },
+    }
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn probe_inner() -> Result<(), KeystoreError> {
+    use secret_service::{EncryptionType, blocking::SecretService};
+    let unreachable = |e: &dyn fmt::Display| KeystoreError::Unreachable {
+        detail: e.to_string(),
+        hint: UNREACHABLE_HINT,
+    };
+    // Plain transfer is fine here: no secret crosses the bus during the probe.
+    let ss = SecretService::connect(EncryptionType::Plain).map_err(|e| unreachable(&e))?;
+    let collection = ss.get_default_collection().map_err(|e| unreachable(&e))?;
+    match collection.is_locked() {
+        Ok(false) => Ok(()),
+        Ok(true) => Err(KeystoreError::Locked {
+            detail: "the default collection is locked".into(),
+            hint: LOCKED_HINT,
+        }),
+        Err(e) => Err(unreachable(&e)),
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+fn probe_inner() -> Result<(), KeystoreError> {
+    open_store().map(|_| ())
+}
+
+/// Opens the platform store and makes it keyring-core's default.
+pub fn open_store() -> Result<Arc<keyring_core::CredentialStore>, KeystoreError> {
+    let store = platform_store().map_err(|e| KeystoreError::Unreachable {
+        detail: e.to_string(),
+        hint: UNREACHABLE_HINT,
+    })?;
+    keyring_core::set_default_store(store.clone());
+    Ok(store)
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(zbus_secret_service_keyring_store::Store::new()?)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(apple_native_keyring_store::keychain::Store::new()?)
+}
+
+#[cfg(windows)]
+fn platform_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(windows_native_keyring_store::Store::new()?)
+}

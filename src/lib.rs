@@ -1,0 +1,19 @@
+//! docker trustacr: signed image push and pull for Azure Container Registry.
+//!
+//! The crate is organised by concern; each module owns one protocol or resource:
+//! - [`plugin`]: the Docker CLI plugin protocol (argv, metadata, global flags, cancellation);
+//! - [`cli`]: subcommands, and the edge where errors become messages and exit codes;
+//! - [`dockercfg`]: docker's config dir, `config.json`, contexts and registry credentials;
+//! - [`engine`]: the Docker engine through bollard;
+//! - [`keystore`]: the OS keyring;
+//! - [`secret`]: types that keep secrets out of logs.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod cli;
+pub mod dockercfg;
+pub mod engine;
+pub mod keystore;
+pub mod plugin;
+pub mod secret;
