@@ -1,0 +1,277 @@
+#!/usr/bin/env bash
+# The test stack: real dockerd, distribution registry, notary-server (TLS) and a Secret Service
+# keyring (gnome-keyring in its own D-Bus session), all on 127.0.0.1 in one temporary directory.
+#
+#   scripts/stack.sh install         install the Debian packages the stack needs (root, apt)
+#   scripts/stack.sh run CMD...      start the stack, run CMD with TRUSTACR_STACK_ENV set, stop
+#                                    the stack (also when CMD fails or is interrupted), exit
+#                                    with CMD's status
+#   scripts/stack.sh up [DIR]        start a stack in the background for development; prints
+#                                    the `export TRUSTACR_STACK_ENV=…` line to use it
+#   scripts/stack.sh down [DIR]      stop that stack
+#   scripts/stack.sh serve DIR       start, print "READY <env file>", serve until stdin reaches
+#                                    EOF, then stop. `run`, `up` and the Rust test harness use it:
+#                                    whoever holds stdin open owns the stack, so a crashed owner
+#                                    still takes the servers down with it.
+#
+# Nothing listens on anything but 127.0.0.1 (and unix sockets inside DIR).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+self="$here/$(basename "${BASH_SOURCE[0]}")"
+PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace)
+KEYRING_PASSWORD=trustacr-test-keyring
+READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
+
+log() { printf 'stack: %s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cmd_install() {
+    local missing=()
+    command -v dockerd >/dev/null || missing+=(docker.io)
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    command -v notary-server >/dev/null || missing+=(notary)
+    command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
+    command -v dbus-run-session >/dev/null || missing+=(dbus)
+    command -v secret-tool >/dev/null || missing+=(libsecret-tools)
+    command -v openssl >/dev/null || missing+=(openssl)
+    command -v curl >/dev/null || missing+=(curl)
+    command -v strace >/dev/null || missing+=(strace)
+    command -v docker-credential-secretservice >/dev/null || missing+=(golang-docker-credential-helpers)
+    if [ ${#missing[@]} -eq 0 ]; then
+        log "packages present: ${PACKAGES[*]}"
+        return 0
+    fi
+    [ "$(id -u)" = 0 ] || die "installing ${missing[*]} needs root (apt-get)"
+    log "installing ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+}
+
+# A free TCP port on 127.0.0.1 (nothing answers on it right now).
+free_port() {
+    local p
+    for _ in $(seq 1 200); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    die "no free port found"
+}
+
+# wait_for DESCRIPTION PID COMMAND...: polls COMMAND until it succeeds, failing early if PID died.
+wait_for() {
+    local what=$1 pid=$2
+    shift 2
+    local deadline=$((SECONDS + READY_TIMEOUT))
+    until "$@" >/dev/null 2>&1; do
+        kill -0 "$pid" 2>/dev/null || die "$what exited during start-up; see its log in $STACK_DIR/logs"
+        [ $SECONDS -lt $deadline ] || die "$what not ready after ${READY_TIMEOUT}s; see $STACK_DIR/logs"
+        sleep 0.2
+    done
+}
+
+make_tls() {
+    local t=$STACK_DIR/tls
+    mkdir -p "$t"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=trustacr test CA" -keyout "$t/ca.key" -out "$t/ca.pem" \
+        -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+        -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$t/ext.cnf"
+    openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
+        -days 30 -extfile "$t/ext.cnf" -out "$t/server.crt" 2>/dev/null
+    rm -f "$t/ca.key" "$t/server.csr"
+}
+
+start_dockerd() {
+    local d=$STACK_DIR/docker
+    mkdir -p "$d"
+    dockerd --iptables=false --ip6tables=false --bridge=none --storage-driver=vfs \
+        --data-root "$d/data" --exec-root "$d/exec" --pidfile "$d/pid" \
+        --host "unix://$d/docker.sock" >"$STACK_DIR/logs/dockerd.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/dockerd"
+    wait_for dockerd $! curl -sf --unix-socket "$d/docker.sock" http://localhost/_ping
+}
+
+start_registry() {
+    local port
+    port=$(free_port)
+    mkdir -p "$STACK_DIR/registry/data"
+    cat >"$STACK_DIR/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $STACK_DIR/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+EOF
+    docker-registry serve "$STACK_DIR/registry/config.yml" >"$STACK_DIR/logs/registry.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/registry"
+    REGISTRY="127.0.0.1:$port"
+    wait_for registry $! curl -sf "http://$REGISTRY/v2/"
+}
+
+start_notary_server() {
+    local port
+    port=$(free_port)
+    mkdir -p "$STACK_DIR/notary"
+    cat >"$STACK_DIR/notary/server.json" <<EOF
+{
+  "server": {
+    "http_addr": "127.0.0.1:$port",
+    "tls_cert_file": "$STACK_DIR/tls/server.crt",
+    "tls_key_file": "$STACK_DIR/tls/server.key"
+  },
+  "trust_service": {"type": "local", "key_algorithm": "ecdsa"},
+  "logging": {"level": "info"},
+  "storage": {"backend": "memory"}
+}
+EOF
+    notary-server -config "$STACK_DIR/notary/server.json" -logf logfmt >"$STACK_DIR/logs/notary-server.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/notary-server"
+    NOTARY_URL="https://127.0.0.1:$port"
+    wait_for notary-server $! curl -sf --cacert "$STACK_DIR/tls/ca.pem" "$NOTARY_URL/_notary_server/health"
+}
+
+secrets_on_bus() {
+    dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
+        org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets | grep -q 'boolean true'
+}
+
+start_keyring() {
+    mkdir -p "$STACK_DIR/home/.cache" "$STACK_DIR/home/.local/share" "$STACK_DIR/run"
+    chmod 700 "$STACK_DIR/run"
+    printf '%s' "$KEYRING_PASSWORD" | HOME=$STACK_DIR/home XDG_RUNTIME_DIR=$STACK_DIR/run \
+        gnome-keyring-daemon --foreground --unlock --components=secrets \
+        >"$STACK_DIR/logs/gnome-keyring.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/gnome-keyring"
+    wait_for gnome-keyring $! secrets_on_bus
+}
+
+stop_all() {
+    local name pid
+    for name in gnome-keyring notary-server registry dockerd; do
+        [ -f "$STACK_DIR/pids/$name" ] || continue
+        pid=$(cat "$STACK_DIR/pids/$name")
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for name in gnome-keyring notary-server registry dockerd; do
+        [ -f "$STACK_DIR/pids/$name" ] || continue
+        pid=$(cat "$STACK_DIR/pids/$name")
+        # dockerd stops its containerd first; give it time, then insist.
+        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+        rm -f "$STACK_DIR/pids/$name"
+    done
+    # A containerd orphaned by a killed dockerd would keep running; it is ours if it lives under DIR.
+    pkill -KILL -f "containerd --config $STACK_DIR/" 2>/dev/null || true
+}
+
+# serve-inner runs inside dbus-run-session, so the keyring's bus dies with it.
+cmd_serve_inner() {
+    STACK_DIR=$1
+    mkdir -p "$STACK_DIR/logs" "$STACK_DIR/pids"
+    # Stop everything on any exit; keep the directory (logs, data) only when asked to.
+    trap 'stop_all; [ -n "${TRUSTACR_KEEP_STACK:-}" ] || rm -rf "$STACK_DIR"' EXIT
+    trap 'exit 130' INT TERM HUP
+    make_tls
+    start_keyring
+    start_dockerd
+    start_registry
+    start_notary_server
+    cat >"$STACK_DIR/stack.env" <<EOF
+TRUSTACR_STACK_DIR=$STACK_DIR
+TRUSTACR_DOCKER_HOST=unix://$STACK_DIR/docker/docker.sock
+TRUSTACR_REGISTRY=$REGISTRY
+TRUSTACR_NOTARY_URL=$NOTARY_URL
+TRUSTACR_NOTARY_CA=$STACK_DIR/tls/ca.pem
+DBUS_SESSION_BUS_ADDRESS=$DBUS_SESSION_BUS_ADDRESS
+EOF
+    echo "READY $STACK_DIR/stack.env"
+    # Serve until the owner closes our stdin (or dies, which closes it too).
+    cat >/dev/null || true
+}
+
+cmd_serve() {
+    local dir=${1:?usage: stack.sh serve DIR}
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    exec dbus-run-session -- "$self" serve-inner "$dir"
+}
+
+# wait_ready DIR PID: waits for the READY line of a `serve` writing to DIR/serve.out.
+wait_ready() {
+    local dir=$1 pid=$2 deadline=$((SECONDS + READY_TIMEOUT * 2))
+    until grep -q '^READY ' "$dir/serve.out" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            cat "$dir/serve.out" >&2 || true
+            die "the stack failed to start"
+        fi
+        [ $SECONDS -lt $deadline ] || die "the stack did not start in time"
+        sleep 0.2
+    done
+}
+
+cmd_run() {
+    [ $# -gt 0 ] || die "usage: stack.sh run CMD..."
+    local dir rc=0 serve_pid
+    dir=$(mktemp -d "${TMPDIR:-/tmp}/trustacr-stack.XXXXXX")
+    mkfifo "$dir/ctl"
+    "$self" serve "$dir/s" <"$dir/ctl" >"$dir/serve.out" 2>&1 &
+    serve_pid=$!
+    exec 3>"$dir/ctl"
+    # On any exit: close the pipe (the stack stops itself), wait for it, remove the directory.
+    trap 'exec 3>&-; wait '"$serve_pid"' 2>/dev/null || true; rm -rf "'"$dir"'"' EXIT
+    trap 'exit 130' INT TERM HUP
+    wait_ready "$dir" "$serve_pid"
+    export TRUSTACR_STACK_ENV=$dir/s/stack.env
+    log "ready: $(tr '\n' ' ' <"$TRUSTACR_STACK_ENV")"
+    "$@" || rc=$?
+    return $rc
+}
+
+cmd_up() {
+    local dir=${1:-${TMPDIR:-/tmp}/trustacr-stack}
+    [ ! -e "$dir/holder.pid" ] || die "a stack seems to be running in $dir; run: $0 down $dir"
+    mkdir -p "$dir"
+    dir=$(cd "$dir" && pwd)
+    rm -f "$dir/ctl" "$dir/serve.out"
+    mkfifo "$dir/ctl"
+    setsid "$self" serve "$dir/s" <"$dir/ctl" >"$dir/serve.out" 2>&1 &
+    echo $! >"$dir/serve.pid"
+    # The holder keeps the pipe open; killing it is how `down` stops the stack.
+    setsid sleep infinity >"$dir/ctl" &
+    echo $! >"$dir/holder.pid"
+    wait_ready "$dir" "$(cat "$dir/serve.pid")"
+    echo "export TRUSTACR_STACK_ENV=$dir/s/stack.env"
+}
+
+cmd_down() {
+    local dir=${1:-${TMPDIR:-/tmp}/trustacr-stack}
+    [ -f "$dir/holder.pid" ] || die "no stack in $dir"
+    kill "$(cat "$dir/holder.pid")" 2>/dev/null || true
+    local pid
+    pid=$(cat "$dir/serve.pid")
+    for _ in $(seq 1 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    rm -rf "$dir"
+    log "stopped"
+}
+
+case "${1:-}" in
+    install) shift; cmd_install "$@" ;;
+    run) shift; cmd_run "$@" ;;
+    up) shift; cmd_up "$@" ;;
+    down) shift; cmd_down "$@" ;;
+    serve) shift; cmd_serve "$@" ;;
+    serve-inner) shift; cmd_serve_inner "$@" ;;
+    *) sed -n '2,16p' "$self" | sed 's/^# \{0,1\}//'; exit 2 ;;
+esac

@@ -1,0 +1,190 @@
+//! The shared test harness: the real stack (dockerd, registry, notary-server, keyring) and a
+//! fresh docker config per test.
+//!
+//! With `TRUSTACR_STACK_ENV` set (by `scripts/stack.sh run` or `up`), tests use that running
+//! stack. Otherwise the first test that needs it starts one with `scripts/stack.sh serve`,
+//! holding the script's stdin: when this test process ends, however it ends, the pipe closes and
+//! the script stops every server.
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_docker-trustacr");
+
+/// The repository root.
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running stack.
+#[derive(Debug)]
+pub struct Stack {
+    /// `unix://…/docker.sock`
+    pub docker_host: String,
+    /// `127.0.0.1:PORT`
+    pub registry: String,
+    /// `https://127.0.0.1:PORT`
+    pub notary_url: String,
+    /// CA that signed notary-server's certificate.
+    pub notary_ca: PathBuf,
+    /// The session bus with the unlocked keyring.
+    pub dbus_address: String,
+}
+
+static STACK: OnceLock<Stack> = OnceLock::new();
+// Holds the self-started stack's stdin open for the life of the test process.
+static OWNED: Mutex<Option<Child>> = Mutex::new(None);
+
+/// The stack, started on first use.
+pub fn stack() -> &'static Stack {
+    STACK.get_or_init(|| {
+        let env_file = match std::env::var("TRUSTACR_STACK_ENV") {
+            Ok(f) => PathBuf::from(f),
+            Err(_) => start_own_stack(),
+        };
+        let text = std::fs::read_to_string(&env_file)
+            .unwrap_or_else(|e| panic!("cannot read stack env {}: {e}", env_file.display()));
+        let vars: HashMap<&str, &str> = text.lines().filter_map(|l| l.split_once('=')).collect();
+        let get = |k: &str| {
+            vars.get(k)
+                .unwrap_or_else(|| panic!("{k} missing from {}", env_file.display()))
+                .to_string()
+        };
+        Stack {
+            docker_host: get("TRUSTACR_DOCKER_HOST"),
+            registry: get("TRUSTACR_REGISTRY"),
+            notary_url: get("TRUSTACR_NOTARY_URL"),
+            notary_ca: get("TRUSTACR_NOTARY_CA").into(),
+            dbus_address: get("DBUS_SESSION_BUS_ADDRESS"),
+        }
+    })
+}
+
+fn start_own_stack() -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("trustacr-test-stack-{}", std::process::id()));
+    let mut child = Command::new(repo_root().join("scripts/stack.sh"))
+        .arg("serve")
+        .arg(&dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("run scripts/stack.sh (install the stack first: scripts/stack.sh install)");
+    let stdout = child.stdout.take().expect("piped stdout");
+    let mut lines = BufReader::new(stdout).lines();
+    let env_file = loop {
+        match lines.next() {
+            Some(Ok(line)) => {
+                if let Some(f) = line.strip_prefix("READY ") {
+                    break PathBuf::from(f);
+                }
+            }
+            _ => panic!("the test stack failed to start; see the messages above"),
+        }
+    };
+    *OWNED.lock().unwrap() = Some(child);
+    env_file
+}
+
+/// A fresh HOME and docker config dir for one test.
+pub struct TestEnv {
+    _dir: tempfile::TempDir,
+    /// `$HOME`
+    pub home: PathBuf,
+    /// `$DOCKER_CONFIG`
+    pub config: PathBuf,
+    extra: Vec<(String, String)>,
+}
+
+impl TestEnv {
+    /// A new, empty environment.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let home = dir.path().join("home");
+        let config = home.join(".docker");
+        std::fs::create_dir_all(&config).unwrap();
+        TestEnv {
+            _dir: dir,
+            home,
+            config,
+            extra: Vec::new(),
+        }
+    }
+
+    /// Adds an environment variable to every command of this environment.
+    pub fn set(&mut self, key: &str, value: impl Into<String>) {
+        self.extra.push((key.to_string(), value.into()));
+    }
+
+    /// A command with only this environment: PATH, HOME, DOCKER_CONFIG, the keyring's bus if a
+    /// stack is running, and whatever [`TestEnv::set`] added.
+    pub fn cmd(&self, program: impl AsRef<std::ffi::OsStr>) -> Command {
+        let mut c = Command::new(program);
+        c.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &self.home)
+            .env("DOCKER_CONFIG", &self.config)
+            .stdin(Stdio::null());
+        if let Some(s) = STACK.get() {
+            c.env("DBUS_SESSION_BUS_ADDRESS", &s.dbus_address);
+        }
+        for (k, v) in &self.extra {
+            c.env(k, v);
+        }
+        c
+    }
+
+    /// The binary under test, run standalone.
+    pub fn plugin(&self) -> Command {
+        self.cmd(BIN)
+    }
+
+    /// The real docker CLI.
+    pub fn docker(&self) -> Command {
+        self.cmd("docker")
+    }
+
+    /// Installs the binary under test with install.sh (without building), into this HOME and
+    /// DOCKER_CONFIG.
+    pub fn install(&self) -> Output {
+        let out = self
+            .cmd(repo_root().join("install.sh"))
+            .arg("--from")
+            .arg(BIN)
+            .output()
+            .unwrap();
+        assert_success(&out, "install.sh");
+        out
+    }
+}
+
+/// Asserts a zero exit status, showing the output otherwise.
+pub fn assert_success(out: &Output, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// stdout as text.
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// stderr as text.
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Runs a command and returns its output.
+pub fn run(cmd: &mut Command) -> Output {
+    cmd.output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+}

@@ -1,0 +1,13 @@
+//! Integration tests on the real stack: the docker CLI, dockerd, the registry, notary-server and
+//! the Secret Service keyring. One test binary, so one stack serves every test.
+//!
+//! Run everything: `scripts/test.sh`. Run one test against a running stack in seconds:
+//! `eval "$(scripts/stack.sh up)"; cargo test --test integration NAME`.
+
+mod harness;
+
+mod cancel;
+mod info;
+mod install;
+mod plugin_protocol;
+mod stack;
