@@ -6,6 +6,10 @@
 //! - [`dockercfg`]: docker's config dir, `config.json`, contexts and registry credentials;
 //! - [`engine`]: the Docker engine through bollard;
 //! - [`keystore`]: the OS keyring;
+//! - [`tuf`]: Notary v1 metadata and the verification core (no I/O);
+//! - [`notary`]: the Notary client: update, cache, publish;
+//! - [`registry`]: HTTP, TLS and token auth for registries and notary servers;
+//! - [`reference`]: image references and GUNs;
 //! - [`secret`]: types that keep secrets out of logs.
 
 #![forbid(unsafe_code)]
@@ -15,5 +19,9 @@ pub mod cli;
 pub mod dockercfg;
 pub mod engine;
 pub mod keystore;
+pub mod notary;
 pub mod plugin;
+pub mod reference;
+pub mod registry;
 pub mod secret;
+pub mod tuf;

@@ -4,8 +4,10 @@
 //! Private key bytes go from the keyring to memory and back, never to a file. Opening the store
 //! is lazy: only commands that need keys pay for a D-Bus connection.
 
+pub mod keys;
+
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// The keyring `service` under which every entry of this plugin is stored.
 pub const SERVICE: &str = "docker-trustacr";
@@ -30,6 +32,14 @@ pub enum KeystoreError {
         detail: String,
         /// How to fix it on this platform.
         hint: &'static str,
+    },
+    /// An entry exists but does not hold a key this plugin wrote.
+    #[error(
+        "keyring entry {entry:?} (service {SERVICE}) does not hold a valid key; it was not written by docker trustacr or is damaged. Nothing was changed; move it aside with your keyring tool if you are sure it is not needed"
+    )]
+    Corrupt {
+        /// Entry user name.
+        entry: String,
     },
     /// The keyring is there but locked.
     #[error("the OS keyring ({STORE_NAME}) is locked: {detail}. {hint}")]
@@ -89,7 +99,7 @@ pub fn probe() -> KeyringState {
         Err(e @ KeystoreError::Locked { .. }) => KeyringState::Locked {
             message: e.to_string(),
         },
-        Err(e @ KeystoreError::Unreachable { .. }) => KeyringState::Unreachable {
+        Err(e) => KeyringState::Unreachable {
             message: e.to_string(),
         },
     }
@@ -128,6 +138,38 @@ pub fn open_store() -> Result<Arc<keyring_core::CredentialStore>, KeystoreError>
     })?;
     keyring_core::set_default_store(store.clone());
     Ok(store)
+}
+
+static OPENED: OnceLock<Result<(), String>> = OnceLock::new();
+
+/// Opens the platform store once per process; later calls reuse it.
+pub fn ensure_store() -> Result<(), KeystoreError> {
+    OPENED
+        .get_or_init(|| open_store().map(|_| ()).map_err(|e| e.to_string()))
+        .clone()
+        .map_err(|detail| KeystoreError::Unreachable {
+            detail,
+            hint: UNREACHABLE_HINT,
+        })
+}
+
+/// Maps a keyring-core error to what the user can do about it.
+pub(crate) fn map_error(e: &keyring_core::Error) -> KeystoreError {
+    match e {
+        keyring_core::Error::NoStorageAccess(_) => KeystoreError::Locked {
+            detail: e.to_string(),
+            hint: LOCKED_HINT,
+        },
+        keyring_core::Error::BadEncoding(_) | keyring_core::Error::BadDataFormat(..) => {
+            KeystoreError::Corrupt {
+                entry: "(unknown)".into(),
+            }
+        }
+        _ => KeystoreError::Unreachable {
+            detail: e.to_string(),
+            hint: UNREACHABLE_HINT,
+        },
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]

@@ -1,0 +1,235 @@
+//! Signing keys kept in the OS keyring, found by role and GUN.
+//!
+//! Entry names (keyring `service` = [`super::SERVICE`]): `root` for the root key every repository
+//! shares (as docker reuses one root key), and `targets:<GUN>` for each repository's targets
+//! key. The secret is a small JSON document with the key type and the private scalar/seed; it
+//! goes from the keyring to memory and back, never to a file, and is zeroed when dropped.
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use super::KeystoreError;
+use crate::tuf::keys::{PublicKey, keytype};
+
+/// A private signing key.
+pub enum SigningKey {
+    /// Ed25519 (repository keys).
+    Ed25519(ed25519_dalek::SigningKey),
+    /// ECDSA P-256 (root keys; the root certificate is made from it).
+    P256(p256::ecdsa::SigningKey),
+}
+
+impl std::fmt::Debug for SigningKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SigningKey({}, <redacted>)", self.public().id())
+    }
+}
+
+/// Which key, by role.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyName {
+    /// The root key shared by all repositories.
+    Root,
+    /// The targets key of one repository.
+    Targets {
+        /// GUN.
+        gun: String,
+    },
+}
+
+impl KeyName {
+    /// The keyring entry's user name.
+    pub fn entry(&self) -> String {
+        match self {
+            KeyName::Root => "root".to_string(),
+            KeyName::Targets { gun } => format!("targets:{gun}"),
+        }
+    }
+}
+
+impl std::fmt::Display for KeyName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            KeyName::Root => f.write_str("root key"),
+            KeyName::Targets { gun } => write!(f, "targets key of {gun}"),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    keytype: String,
+    private: String,
+}
+
+fn random32() -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
+    let mut b = Zeroizing::new([0u8; 32]);
+    getrandom::fill(b.as_mut()).map_err(|e| KeystoreError::Unreachable {
+        detail: format!("no randomness for key generation: {e}"),
+        hint: "check the operating system's random source",
+    })?;
+    Ok(b)
+}
+
+impl SigningKey {
+    /// A new Ed25519 key.
+    pub fn generate_ed25519() -> Result<Self, KeystoreError> {
+        let seed = random32()?;
+        Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+            &seed,
+        )))
+    }
+
+    /// A new P-256 key.
+    pub fn generate_p256() -> Result<Self, KeystoreError> {
+        loop {
+            // A random 32-byte string is a valid scalar except with negligible probability.
+            if let Ok(sk) = p256::ecdsa::SigningKey::from_slice(random32()?.as_ref()) {
+                return Ok(SigningKey::P256(sk));
+            }
+        }
+    }
+
+    /// The public key as it appears in metadata (`ed25519` raw, `ecdsa` SPKI DER).
+    pub fn public(&self) -> PublicKey {
+        match self {
+            SigningKey::Ed25519(k) => {
+                PublicKey::new(keytype::ED25519, k.verifying_key().to_bytes().to_vec())
+            }
+            SigningKey::P256(k) => {
+                use spki::EncodePublicKey;
+                let der = k
+                    .verifying_key()
+                    .to_public_key_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default();
+                PublicKey::new(keytype::ECDSA, der)
+            }
+        }
+    }
+
+    /// Signs `msg` (canonical bytes); returns the Notary method and signature bytes.
+    pub fn sign(&self, msg: &[u8]) -> (&'static str, Vec<u8>) {
+        match self {
+            SigningKey::Ed25519(k) => {
+                use ed25519_dalek::Signer;
+                ("eddsa", k.sign(msg).to_bytes().to_vec())
+            }
+            SigningKey::P256(k) => {
+                use p256::ecdsa::signature::Signer;
+                let sig: p256::ecdsa::Signature = k.sign(msg);
+                ("ecdsa", sig.to_bytes().to_vec())
+            }
+        }
+    }
+
+    fn to_stored(&self) -> Zeroizing<String> {
+        let (keytype, private) = match self {
+            SigningKey::Ed25519(k) => ("ed25519", Zeroizing::new(k.to_bytes().to_vec())),
+            SigningKey::P256(k) => ("ecdsa-p256", Zeroizing::new(k.to_bytes().to_vec())),
+        };
+        let stored = Stored {
+            keytype: keytype.into(),
+            private: base64::engine::general_purpose::STANDARD.encode(private.as_slice()),
+        };
+        Zeroizing::new(serde_json::to_string(&stored).unwrap_or_default())
+    }
+
+    fn from_stored(text: &str, name: &KeyName) -> Result<Self, KeystoreError> {
+        let bad = || KeystoreError::Corrupt {
+            entry: name.entry(),
+        };
+        let stored: Stored = serde_json::from_str(text).map_err(|_| bad())?;
+        let bytes = Zeroizing::new(
+            base64::engine::general_purpose::STANDARD
+                .decode(stored.private.as_bytes())
+                .map_err(|_| bad())?,
+        );
+        match stored.keytype.as_str() {
+            "ed25519" => {
+                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad())?;
+                Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
+                    &seed,
+                )))
+            }
+            "ecdsa-p256" => p256::ecdsa::SigningKey::from_slice(&bytes)
+                .map(SigningKey::P256)
+                .map_err(|_| bad()),
+            _ => Err(bad()),
+        }
+    }
+}
+
+fn entry(name: &KeyName) -> Result<keyring_core::Entry, KeystoreError> {
+    super::ensure_store()?;
+    keyring_core::Entry::new(super::SERVICE, &name.entry()).map_err(|e| super::map_error(&e))
+}
+
+/// Reads a key; `Ok(None)` when the keyring has no such entry.
+pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
+    match entry(name)?.get_password() {
+        Ok(text) => {
+            let text = Zeroizing::new(text);
+            SigningKey::from_stored(&text, name).map(Some)
+        }
+        Err(keyring_core::Error::NoEntry) => Ok(None),
+        Err(e) => Err(super::map_error(&e)),
+    }
+}
+
+/// Stores a key and reads it back, so a keyring that silently drops writes is caught before the
+/// key is used to sign anything.
+pub fn put(name: &KeyName, key: &SigningKey) -> Result<(), KeystoreError> {
+    let e = entry(name)?;
+    e.set_password(&key.to_stored())
+        .map_err(|e| super::map_error(&e))?;
+    match get(name)? {
+        Some(back) if back.public() == key.public() => Ok(()),
+        _ => Err(KeystoreError::Corrupt {
+            entry: name.entry(),
+        }),
+    }
+}
+
+/// The key `name`, created with `generate` and stored first if the keyring has none.
+/// Returns whether it was created.
+pub fn get_or_create(
+    name: &KeyName,
+    generate: fn() -> Result<SigningKey, KeystoreError>,
+) -> Result<(SigningKey, bool), KeystoreError> {
+    if let Some(k) = get(name)? {
+        return Ok((k, false));
+    }
+    let key = generate()?;
+    put(name, &key)?;
+    Ok((key, true))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stored_form_round_trips_both_key_types_without_showing_secrets() {
+        for key in [
+            SigningKey::generate_ed25519().unwrap(),
+            SigningKey::generate_p256().unwrap(),
+        ] {
+            let stored = key.to_stored();
+            let back = SigningKey::from_stored(&stored, &KeyName::Root).unwrap();
+            assert_eq!(back.public(), key.public());
+            let (method, sig) = key.sign(b"msg");
+            key.public().verify(method, b"msg", &sig).unwrap();
+            assert!(format!("{key:?}").contains("<redacted>"));
+        }
+    }
+
+    #[test]
+    fn corrupt_entry_is_an_error_naming_the_entry() {
+        let err = SigningKey::from_stored("{}", &KeyName::Targets { gun: "r/a".into() })
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("targets:r/a"), "{err}");
+    }
+}

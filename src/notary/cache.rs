@@ -1,0 +1,111 @@
+//! The local trust cache, in the layout docker and the notary CLI use, so that pins and cached
+//! metadata are shared with `docker trust`: `<trust dir>/tuf/<GUN>/metadata/<role>.json`.
+//!
+//! Files are written only after the whole update verified, each through a temporary file and a
+//! rename, so a crash leaves either the old or the new file, never half of one.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+/// The cache directory of one repository.
+#[derive(Debug, Clone)]
+pub struct Cache {
+    dir: PathBuf,
+    max_file: u64,
+}
+
+/// A GUN or role name that would escape the cache directory.
+#[derive(Debug, thiserror::Error)]
+#[error("refusing unsafe repository or role name {0:?} as a cache path")]
+pub struct UnsafeName(String);
+
+fn safe_components(name: &str) -> Result<(), UnsafeName> {
+    if name.is_empty()
+        || name.starts_with('/')
+        || name.contains('\\')
+        || name
+            .split('/')
+            .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(UnsafeName(name.to_string()));
+    }
+    Ok(())
+}
+
+impl Cache {
+    /// The cache for `gun` under `trust_dir`.
+    pub fn new(trust_dir: &Path, gun: &str, max_file: u64) -> Result<Self, UnsafeName> {
+        safe_components(gun)?;
+        Ok(Cache {
+            dir: trust_dir.join("tuf").join(gun).join("metadata"),
+            max_file,
+        })
+    }
+
+    /// The metadata directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, role: &str) -> Result<PathBuf, UnsafeName> {
+        safe_components(role)?;
+        Ok(self.dir.join(format!("{role}.json")))
+    }
+
+    /// The cached bytes of `role`, if any. Unreadable or oversized files count as absent: the
+    /// cache only ever saves downloads, it never vouches for anything.
+    pub fn read(&self, role: &str) -> Option<Vec<u8>> {
+        let file = std::fs::File::open(self.path(role).ok()?).ok()?;
+        let mut bytes = Vec::new();
+        file.take(self.max_file + 1).read_to_end(&mut bytes).ok()?;
+        (bytes.len() as u64 <= self.max_file).then_some(bytes)
+    }
+
+    /// Writes verified files.
+    pub fn write_all(&self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+        for (role, bytes) in files {
+            let path = self.path(role).map_err(std::io::Error::other)?;
+            let parent = path.parent().unwrap_or(&self.dir);
+            std::fs::create_dir_all(parent)?;
+            let tmp = parent.join(format!(
+                ".{}.tmp-{}",
+                path.file_name().and_then(|n| n.to_str()).unwrap_or("role"),
+                std::process::id()
+            ));
+            let mut f = std::fs::File::create(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &path)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn gun_path_follows_docker_layout_and_refuses_traversal() {
+        let c = Cache::new(Path::new("/t"), "127.0.0.1:5000/app", 10).unwrap();
+        assert_eq!(c.dir(), Path::new("/t/tuf/127.0.0.1:5000/app/metadata"));
+        assert!(Cache::new(Path::new("/t"), "a/../../etc", 10).is_err());
+        assert!(c.path("targets/../../x").is_err());
+        assert_eq!(
+            c.path("targets/releases").unwrap(),
+            Path::new("/t/tuf/127.0.0.1:5000/app/metadata/targets/releases.json")
+        );
+    }
+
+    #[test]
+    fn oversized_cached_file_counts_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::new(dir.path(), "r/app", 4).unwrap();
+        c.write_all(&[("timestamp".into(), b"12345".to_vec())])
+            .unwrap();
+        assert_eq!(c.read("timestamp"), None);
+        c.write_all(&[("timestamp".into(), b"1234".to_vec())])
+            .unwrap();
+        assert_eq!(c.read("timestamp").as_deref(), Some(&b"1234"[..]));
+    }
+}

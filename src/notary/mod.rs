@@ -1,0 +1,146 @@
+//! The Notary client: where trust data lives (server URL, TLS, auth), updating and verifying it
+//! ([`client`]), the local cache ([`cache`]), and publishing changes ([`publish`]).
+
+pub mod cache;
+pub mod client;
+pub mod publish;
+
+use std::path::PathBuf;
+
+use crate::registry::{AuthedClient, HttpError, read_limited, redact};
+
+/// `DOCKER_CONTENT_TRUST_SERVER`, as docker reads it.
+pub const ENV_TRUST_SERVER: &str = "DOCKER_CONTENT_TRUST_SERVER";
+
+/// Error bodies from the server are read up to this size, as Notary does.
+const MAX_ERROR_BODY: u64 = 1024;
+
+/// The notary server for a registry: `DOCKER_CONTENT_TRUST_SERVER` if set, else
+/// `https://<registry host>` (docker's rule, and where ACR serves trust data).
+pub fn server_url(env_value: Option<&str>, registry_host: &str) -> Result<String, String> {
+    match env_value.filter(|v| !v.is_empty()) {
+        Some(v) => {
+            let url = url::Url::parse(v)
+                .map_err(|e| format!("{ENV_TRUST_SERVER}={v:?} is not a URL: {e}"))?;
+            if url.scheme() != "https" {
+                return Err(format!(
+                    "valid https URL required for trust server, got {v} ({ENV_TRUST_SERVER})"
+                ));
+            }
+            Ok(v.trim_end_matches('/').to_string())
+        }
+        None => Ok(format!("https://{registry_host}")),
+    }
+}
+
+/// host:port of a URL, the key of docker's `tls/<host:port>/` directory.
+pub fn host_port(url: &str) -> String {
+    url::Url::parse(url)
+        .ok()
+        .and_then(|u| {
+            let host = u.host_str()?.to_string();
+            Some(match u.port_or_known_default() {
+                Some(p) => format!("{host}:{p}"),
+                None => host,
+            })
+        })
+        .unwrap_or_default()
+}
+
+/// One repository on a notary server, fetched over HTTPS with token auth.
+pub struct NotaryServer {
+    /// `https://host[:port]`
+    pub base: String,
+    /// GUN.
+    pub gun: String,
+    /// HTTP with auth.
+    pub client: AuthedClient,
+    /// Number of HTTP requests sent, for the benchmark's request count.
+    pub requests: std::sync::atomic::AtomicUsize,
+}
+
+impl NotaryServer {
+    /// `<base>/v2/<gun>/_trust/tuf/<name>`
+    pub fn url(&self, name: &str) -> String {
+        format!("{}/v2/{}/_trust/tuf/{}", self.base, self.gun, name)
+    }
+
+    /// `repository:<gun>:pull`
+    pub fn pull_scope(&self) -> String {
+        format!("repository:{}:pull", self.gun)
+    }
+
+    /// `repository:<gun>:pull,push`
+    pub fn push_scope(&self) -> String {
+        format!("repository:{}:pull,push", self.gun)
+    }
+
+    /// Describes a non-success response, with the server's error body (bounded).
+    pub async fn describe_failure(resp: reqwest::Response) -> String {
+        let status = resp.status();
+        let url = redact(resp.url());
+        let body = read_limited(resp, MAX_ERROR_BODY).await.unwrap_or_default();
+        format!(
+            "{url} answered {status}: {}",
+            String::from_utf8_lossy(&body).trim()
+        )
+    }
+}
+
+impl client::Fetch for NotaryServer {
+    async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
+        let url = self.url(name);
+        self.requests
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let resp = self
+            .client
+            .send(&self.pull_scope(), |http| http.get(&url))
+            .await?;
+        match resp.status().as_u16() {
+            200 => Ok(Some(read_limited(resp, limit).await?)),
+            404 => Ok(None),
+            _ => Err(HttpError::Unreachable {
+                url: redact(resp.url()),
+                reason: Self::describe_failure(resp).await,
+            }),
+        }
+    }
+}
+
+/// Metadata in a directory (`root.json`, `snapshot.json`, `targets/releases.json`, …), served
+/// as a notary server would: checksum names map to the plain file. For offline verification of
+/// exported trust data and for the test vectors.
+pub struct DirFetch {
+    /// The directory.
+    pub dir: PathBuf,
+}
+
+impl DirFetch {
+    fn file_for(&self, name: &str) -> PathBuf {
+        let stem = name.strip_suffix(".json").unwrap_or(name);
+        // `<role>.<hex>.json` → `<role>.json`; `<v>.root.json` stays as is.
+        let plain = match stem.rsplit_once('.') {
+            Some((role, hash))
+                if hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
+            {
+                role.to_string()
+            }
+            _ => stem.to_string(),
+        };
+        self.dir.join(format!("{plain}.json"))
+    }
+}
+
+impl client::Fetch for DirFetch {
+    async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
+        let path = self.file_for(name);
+        match std::fs::read(&path) {
+            Ok(b) if b.len() as u64 > limit => Err(HttpError::TooLarge {
+                url: path.display().to_string(),
+                limit,
+            }),
+            Ok(b) => Ok(Some(b)),
+            Err(_) => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,307 @@
+//! Public keys as Notary writes them, their IDs, and signature verification.
+//!
+//! A key is `{"keytype":T,"keyval":{"private":null,"public":"<base64>"}}`; its ID is
+//! hex(sha256(canonical JSON of that)). `*-x509` keys carry a PEM certificate; their
+//! "canonical ID" is the ID of the plain key made from the certificate's SPKI, which is what
+//! private key files and `docker trust inspect`'s signer lists use (notes/notary-v1.md §3).
+//!
+//! Verification follows `tuf/signed/verifiers.go`: ecdsa is SHA-256 then raw r‖s for every
+//! curve; eddsa is plain Ed25519; rsapss is SHA-256 with MGF1-SHA-256 (salt 32).
+
+use base64::Engine as _;
+use der::{Decode, Encode};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use sha2::{Digest, Sha256};
+use x509_cert::Certificate;
+
+use super::cjson;
+
+/// Key types Notary knows.
+pub mod keytype {
+    /// Raw 32-byte Ed25519 key.
+    pub const ED25519: &str = "ed25519";
+    /// ECDSA SubjectPublicKeyInfo DER.
+    pub const ECDSA: &str = "ecdsa";
+    /// ECDSA key inside a PEM X.509 certificate.
+    pub const ECDSA_X509: &str = "ecdsa-x509";
+    /// RSA SubjectPublicKeyInfo DER.
+    pub const RSA: &str = "rsa";
+    /// RSA key inside a PEM X.509 certificate.
+    pub const RSA_X509: &str = "rsa-x509";
+}
+
+/// A public key as it appears in metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PublicKey {
+    /// `ed25519`, `ecdsa`, `ecdsa-x509`, `rsa` or `rsa-x509`.
+    pub keytype: String,
+    /// The decoded `keyval.public` bytes.
+    pub public: Vec<u8>,
+}
+
+/// Why a signature or key was refused.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum KeyError {
+    /// The key type cannot make this kind of signature.
+    #[error("signature method {method} does not match key type {keytype}")]
+    MethodMismatch {
+        /// Signature method.
+        method: String,
+        /// Key type.
+        keytype: String,
+    },
+    /// The key bytes do not parse.
+    #[error("invalid {keytype} public key: {reason}")]
+    BadKey {
+        /// Key type.
+        keytype: String,
+        /// Why.
+        reason: String,
+    },
+    /// The signature is wrong.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The key type or curve is not supported.
+    #[error("unsupported key: {0}")]
+    Unsupported(String),
+}
+
+#[derive(Serialize, Deserialize)]
+struct Wire {
+    keytype: String,
+    keyval: KeyVal,
+}
+
+#[derive(Serialize, Deserialize)]
+struct KeyVal {
+    #[serde(default)]
+    private: Option<serde_json::Value>,
+    public: String,
+}
+
+impl Serialize for PublicKey {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        Wire {
+            keytype: self.keytype.clone(),
+            keyval: KeyVal {
+                private: None,
+                public: b64(&self.public),
+            },
+        }
+        .serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for PublicKey {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let w = Wire::deserialize(d)?;
+        let public = base64::engine::general_purpose::STANDARD
+            .decode(w.keyval.public.as_bytes())
+            .map_err(serde::de::Error::custom)?;
+        Ok(PublicKey {
+            keytype: w.keytype,
+            public,
+        })
+    }
+}
+
+/// Standard base64 with padding, as Go encodes `[]byte`.
+pub fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+impl PublicKey {
+    /// A key of `keytype` with these public bytes.
+    pub fn new(keytype: &str, public: Vec<u8>) -> Self {
+        PublicKey {
+            keytype: keytype.to_string(),
+            public,
+        }
+    }
+
+    /// The Notary key ID: hex(sha256(canonical key JSON)).
+    pub fn id(&self) -> String {
+        let v = json!({"keytype": self.keytype, "keyval": {"private": null, "public": b64(&self.public)}});
+        let bytes = cjson::to_canonical(&v).unwrap_or_default();
+        hex::encode(Sha256::digest(&bytes))
+    }
+
+    /// The canonical key ID: for certificate keys, the ID of the bare key in the leaf.
+    pub fn canonical_id(&self) -> Result<String, KeyError> {
+        match self.keytype.as_str() {
+            keytype::ECDSA_X509 | keytype::RSA_X509 => {
+                let plain = if self.keytype == keytype::ECDSA_X509 {
+                    keytype::ECDSA
+                } else {
+                    keytype::RSA
+                };
+                Ok(PublicKey::new(plain, self.spki_der()?).id())
+            }
+            _ => Ok(self.id()),
+        }
+    }
+
+    /// The certificates of an `*-x509` key, leaf first.
+    pub fn certificates(&self) -> Result<Vec<Certificate>, KeyError> {
+        let certs = Certificate::load_pem_chain(&self.public).map_err(|e| KeyError::BadKey {
+            keytype: self.keytype.clone(),
+            reason: format!("certificate PEM: {e}"),
+        })?;
+        if certs.is_empty() {
+            return Err(KeyError::BadKey {
+                keytype: self.keytype.clone(),
+                reason: "no certificate".into(),
+            });
+        }
+        Ok(certs)
+    }
+
+    /// SubjectPublicKeyInfo DER of the key (of the leaf certificate for `*-x509`).
+    pub fn spki_der(&self) -> Result<Vec<u8>, KeyError> {
+        match self.keytype.as_str() {
+            keytype::ECDSA_X509 | keytype::RSA_X509 => {
+                let certs = self.certificates()?;
+                certs[0]
+                    .tbs_certificate()
+                    .subject_public_key_info()
+                    .to_der()
+                    .map_err(|e| KeyError::BadKey {
+                        keytype: self.keytype.clone(),
+                        reason: e.to_string(),
+                    })
+            }
+            keytype::ECDSA | keytype::RSA => Ok(self.public.clone()),
+            other => Err(KeyError::Unsupported(format!("{other} has no SPKI"))),
+        }
+    }
+
+    /// Verifies `sig` over `msg` (the canonical bytes of `signed`) with `method`.
+    pub fn verify(&self, method: &str, msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+        let mismatch = || KeyError::MethodMismatch {
+            method: method.to_string(),
+            keytype: self.keytype.clone(),
+        };
+        match method {
+            "eddsa" => {
+                if self.keytype != keytype::ED25519 {
+                    return Err(mismatch());
+                }
+                let bytes: [u8; 32] =
+                    self.public
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| KeyError::BadKey {
+                            keytype: self.keytype.clone(),
+                            reason: format!("{} bytes, expected 32", self.public.len()),
+                        })?;
+                let vk = ed25519_dalek::VerifyingKey::from_bytes(&bytes).map_err(|e| {
+                    KeyError::BadKey {
+                        keytype: self.keytype.clone(),
+                        reason: e.to_string(),
+                    }
+                })?;
+                let sig = ed25519_dalek::Signature::from_slice(sig)
+                    .map_err(|_| KeyError::BadSignature)?;
+                use ed25519_dalek::Verifier;
+                vk.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
+            }
+            "ecdsa" => {
+                if self.keytype != keytype::ECDSA && self.keytype != keytype::ECDSA_X509 {
+                    return Err(mismatch());
+                }
+                verify_ecdsa(&self.spki_der()?, msg, sig)
+            }
+            "rsapss" | "rsapkcs1v15" => {
+                if self.keytype != keytype::RSA && self.keytype != keytype::RSA_X509 {
+                    return Err(mismatch());
+                }
+                verify_rsa(&self.spki_der()?, method, msg, sig)
+            }
+            other => Err(KeyError::Unsupported(format!("signature method {other}"))),
+        }
+    }
+}
+
+fn verify_ecdsa(spki: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+    use p256::ecdsa::signature::hazmat::PrehashVerifier;
+    use spki::DecodePublicKey;
+    let digest = Sha256::digest(msg);
+    let bad = |e: &dyn std::fmt::Display| KeyError::BadKey {
+        keytype: "ecdsa".into(),
+        reason: e.to_string(),
+    };
+    let info = spki::SubjectPublicKeyInfoRef::from_der(spki).map_err(|e| bad(&e))?;
+    let curve = info
+        .algorithm
+        .parameters_oid()
+        .map_err(|e| bad(&e))?
+        .to_string();
+    match curve.as_str() {
+        // secp256r1
+        "1.2.840.10045.3.1.7" => {
+            let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|e| bad(&e))?;
+            let sig =
+                p256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
+            vk.verify_prehash(&digest, &sig)
+                .map_err(|_| KeyError::BadSignature)
+        }
+        // secp384r1
+        "1.3.132.0.34" => {
+            let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|e| bad(&e))?;
+            let sig =
+                p384::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
+            vk.verify_prehash(&digest, &sig)
+                .map_err(|_| KeyError::BadSignature)
+        }
+        other => Err(KeyError::Unsupported(format!("ECDSA curve {other}"))),
+    }
+}
+
+fn verify_rsa(spki: &[u8], method: &str, msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
+    use rsa::signature::Verifier;
+    use spki::DecodePublicKey;
+    let key = rsa::RsaPublicKey::from_public_key_der(spki).map_err(|e| KeyError::BadKey {
+        keytype: "rsa".into(),
+        reason: e.to_string(),
+    })?;
+    if rsa::traits::PublicKeyParts::size(&key) < 256 {
+        return Err(KeyError::BadKey {
+            keytype: "rsa".into(),
+            reason: "RSA keys must have at least 2048 bits".into(),
+        });
+    }
+    if method == "rsapss" {
+        let vk = rsa::pss::VerifyingKey::<Sha256>::new(key);
+        let sig = rsa::pss::Signature::try_from(sig).map_err(|_| KeyError::BadSignature)?;
+        vk.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
+    } else {
+        let vk = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key);
+        let sig = rsa::pkcs1v15::Signature::try_from(sig).map_err(|_| KeyError::BadSignature)?;
+        vk.verify(msg, &sig).map_err(|_| KeyError::BadSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_id_is_sha256_of_canonical_key_json() {
+        // The ed25519 key of targets/edsigner in shared/vectors (id 0f635e48…).
+        let k = PublicKey::new(keytype::ED25519, vec![0u8; 32]);
+        let expected = hex::encode(Sha256::digest(
+            br#"{"keytype":"ed25519","keyval":{"private":null,"public":"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="}}"#,
+        ));
+        assert_eq!(k.id(), expected);
+    }
+
+    #[test]
+    fn method_must_match_key_type() {
+        let k = PublicKey::new(keytype::ED25519, vec![0u8; 32]);
+        assert!(matches!(
+            k.verify("ecdsa", b"x", &[0u8; 64]),
+            Err(KeyError::MethodMismatch { .. })
+        ));
+    }
+}

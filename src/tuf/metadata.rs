@@ -1,0 +1,413 @@
+//! Notary v1 metadata: root, targets (and delegations), snapshot, timestamp, and the signed
+//! envelope around them.
+//!
+//! The structs carry exactly the members Go's structs have (`tuf/data/*.go`), because
+//! notary-server hashes its own re-serialisation of what we upload (notes/notary-v1.md §5.3):
+//! a member Go does not know, or a different spelling of a time, breaks the repository for
+//! every client although the upload answers 200. [`encode_signed`] produces those bytes.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256, Sha512};
+use time::OffsetDateTime;
+
+use super::cjson::{self, CanonicalError};
+use super::keys::{PublicKey, b64};
+
+/// `_type` values.
+pub mod role_type {
+    /// root.json
+    pub const ROOT: &str = "Root";
+    /// targets.json and every delegation
+    pub const TARGETS: &str = "Targets";
+    /// snapshot.json
+    pub const SNAPSHOT: &str = "Snapshot";
+    /// timestamp.json
+    pub const TIMESTAMP: &str = "Timestamp";
+}
+
+/// A time as Go's `time.Time` marshals it (RFC 3339 with trimmed nanoseconds).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Expires(pub OffsetDateTime);
+
+impl Expires {
+    /// Go's RFC3339Nano with trailing zeros trimmed, in UTC.
+    pub fn to_go_string(&self) -> String {
+        let t = self.0.to_offset(time::UtcOffset::UTC);
+        let mut s = format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        );
+        let nanos = t.nanosecond();
+        if nanos != 0 {
+            let frac = format!("{nanos:09}");
+            s.push('.');
+            s.push_str(frac.trim_end_matches('0'));
+        }
+        s.push('Z');
+        s
+    }
+}
+
+impl Serialize for Expires {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_go_string())
+    }
+}
+
+impl<'de> Deserialize<'de> for Expires {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        OffsetDateTime::parse(&s, &time::format_description::well_known::Rfc3339)
+            .map(Expires)
+            .map_err(|e| serde::de::Error::custom(format!("invalid expires {s:?}: {e}")))
+    }
+}
+
+/// Bytes that travel as standard base64.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base64Bytes(pub Vec<u8>);
+
+impl Serialize for Base64Bytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&b64(&self.0))
+    }
+}
+
+impl<'de> Deserialize<'de> for Base64Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD
+            .decode(s.as_bytes())
+            .map(Base64Bytes)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Keys and threshold of a base role in root.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RoleKeys {
+    /// Key IDs allowed to sign.
+    pub keyids: Vec<String>,
+    /// Distinct valid signatures needed.
+    pub threshold: u32,
+}
+
+/// root.json
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Root {
+    /// `Root`
+    #[serde(rename = "_type")]
+    pub typ: String,
+    /// Always false in Notary; clients ignore it.
+    #[serde(default)]
+    pub consistent_snapshot: bool,
+    /// Expiry.
+    pub expires: Expires,
+    /// Every key the roles refer to.
+    pub keys: BTreeMap<String, PublicKey>,
+    /// `root`, `targets`, `snapshot`, `timestamp`.
+    pub roles: BTreeMap<String, RoleKeys>,
+    /// Version, from 1.
+    pub version: u64,
+}
+
+/// Hashes and length of a file (or of a target image manifest).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileMeta {
+    /// Opaque data; Notary copies it verbatim.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom: Option<Value>,
+    /// `sha256` and/or `sha512`, raw digest bytes.
+    pub hashes: BTreeMap<String, Base64Bytes>,
+    /// Length in bytes.
+    pub length: i64,
+}
+
+impl FileMeta {
+    /// sha256 and sha512 of `bytes`, as Notary writes snapshot and timestamp meta.
+    pub fn of(bytes: &[u8]) -> Self {
+        let mut hashes = BTreeMap::new();
+        hashes.insert(
+            "sha256".to_string(),
+            Base64Bytes(Sha256::digest(bytes).to_vec()),
+        );
+        hashes.insert(
+            "sha512".to_string(),
+            Base64Bytes(Sha512::digest(bytes).to_vec()),
+        );
+        FileMeta {
+            custom: None,
+            hashes,
+            length: bytes.len() as i64,
+        }
+    }
+
+    /// The sha256, if listed.
+    pub fn sha256(&self) -> Option<&[u8]> {
+        self.hashes.get("sha256").map(|h| h.0.as_slice())
+    }
+}
+
+/// A delegation entry in a targets role.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DelegatedRole {
+    /// Key IDs; `null` after `docker trust signer remove`.
+    pub keyids: Option<Vec<String>>,
+    /// `targets/<name>`
+    pub name: String,
+    /// Target name prefixes this role may sign; `""` means all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
+    /// Distinct valid signatures needed.
+    pub threshold: u32,
+}
+
+impl DelegatedRole {
+    /// Whether this role may sign a target called `name`.
+    pub fn allows(&self, name: &str) -> bool {
+        self.paths.iter().any(|p| name.starts_with(p.as_str()))
+    }
+}
+
+/// The `delegations` member of a targets role; Go always writes it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delegations {
+    /// Keys of the delegated roles.
+    #[serde(default)]
+    pub keys: BTreeMap<String, PublicKey>,
+    /// Delegated roles, in priority order.
+    #[serde(default)]
+    pub roles: Vec<DelegatedRole>,
+}
+
+/// targets.json or a delegation such as targets/releases.json
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Targets {
+    /// `Targets`
+    #[serde(rename = "_type")]
+    pub typ: String,
+    /// Delegations from this role.
+    #[serde(default)]
+    pub delegations: Delegations,
+    /// Expiry.
+    pub expires: Expires,
+    /// Signed targets: tag → manifest digest and size.
+    #[serde(default)]
+    pub targets: BTreeMap<String, FileMeta>,
+    /// Version, from 1.
+    pub version: u64,
+}
+
+/// snapshot.json
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// `Snapshot`
+    #[serde(rename = "_type")]
+    pub typ: String,
+    /// Expiry.
+    pub expires: Expires,
+    /// File meta of root, targets and every delegation.
+    pub meta: BTreeMap<String, FileMeta>,
+    /// Version, from 1.
+    pub version: u64,
+}
+
+/// timestamp.json
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Timestamp {
+    /// `Timestamp`
+    #[serde(rename = "_type")]
+    pub typ: String,
+    /// Expiry.
+    pub expires: Expires,
+    /// File meta of the snapshot.
+    pub meta: BTreeMap<String, FileMeta>,
+    /// Version, from 1.
+    pub version: u64,
+}
+
+/// One signature of a metadata file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature {
+    /// Key ID that signed.
+    pub keyid: String,
+    /// `ecdsa`, `eddsa`, `rsapss`, …; Go lower-cases it when reading.
+    pub method: String,
+    /// Signature bytes.
+    pub sig: Base64Bytes,
+}
+
+/// A parsed metadata file: the `signed` value, its signatures and the exact bytes.
+#[derive(Debug, Clone)]
+pub struct SignedFile {
+    /// The `signed` member as generic JSON, which is what signatures are checked over.
+    pub signed: Value,
+    /// The signatures.
+    pub signatures: Vec<Signature>,
+}
+
+/// Malformed metadata.
+#[derive(Debug, thiserror::Error)]
+pub enum MetadataError {
+    /// Not JSON or not the envelope shape.
+    #[error("{role} metadata is malformed: {reason}")]
+    Malformed {
+        /// Role name.
+        role: String,
+        /// Why.
+        reason: String,
+    },
+    /// No canonical form.
+    #[error("{role} metadata cannot be canonicalised: {source}")]
+    Canonical {
+        /// Role name.
+        role: String,
+        /// Why.
+        source: CanonicalError,
+    },
+}
+
+#[derive(Deserialize)]
+struct Envelope {
+    signed: Value,
+    #[serde(default)]
+    signatures: Option<Vec<Signature>>,
+}
+
+impl SignedFile {
+    /// Parses the bytes of `role`'s file.
+    pub fn parse(role: &str, bytes: &[u8]) -> Result<Self, MetadataError> {
+        let env: Envelope =
+            serde_json::from_slice(bytes).map_err(|e| MetadataError::Malformed {
+                role: role.to_string(),
+                reason: e.to_string(),
+            })?;
+        let signatures = env
+            .signatures
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut s| {
+                s.method = s.method.to_ascii_lowercase();
+                s
+            })
+            .collect();
+        Ok(SignedFile {
+            signed: env.signed,
+            signatures,
+        })
+    }
+
+    /// The bytes signatures are checked over: canonical JSON of `signed`.
+    pub fn canonical_signed(&self, role: &str) -> Result<Vec<u8>, MetadataError> {
+        cjson::to_canonical(&self.signed).map_err(|source| MetadataError::Canonical {
+            role: role.to_string(),
+            source,
+        })
+    }
+
+    /// `signed` as a typed role.
+    pub fn typed<T: serde::de::DeserializeOwned>(&self, role: &str) -> Result<T, MetadataError> {
+        T::deserialize(&self.signed).map_err(|e| MetadataError::Malformed {
+            role: role.to_string(),
+            reason: e.to_string(),
+        })
+    }
+}
+
+/// Canonical bytes of a typed role (what gets signed).
+pub fn canonical_bytes<T: Serialize>(role: &T) -> Result<Vec<u8>, CanonicalError> {
+    let v = serde_json::to_value(role).map_err(|e| CanonicalError::new(e.to_string()))?;
+    cjson::to_canonical(&v)
+}
+
+/// The file bytes Go's `json.Marshal(Signed{…})` writes: compact, `signed` first, HTML-escaped,
+/// signature members in the order keyid, method, sig, no trailing newline.
+pub fn encode_signed(canonical_signed: &[u8], signatures: &[Signature]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical_signed.len() + 200 * signatures.len() + 32);
+    out.extend_from_slice(b"{\"signed\":");
+    out.extend_from_slice(&cjson::html_escape(canonical_signed));
+    out.extend_from_slice(b",\"signatures\":[");
+    for (i, s) in signatures.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // keyid and method are hex / lower-case ASCII; sig is base64: no escaping needed.
+        out.extend_from_slice(
+            format!(
+                "{{\"keyid\":\"{}\",\"method\":\"{}\",\"sig\":\"{}\"}}",
+                s.keyid,
+                s.method,
+                b64(&s.sig.0)
+            )
+            .as_bytes(),
+        );
+    }
+    out.extend_from_slice(b"]}");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn expires_prints_like_go_rfc3339nano() {
+        let t = OffsetDateTime::parse(
+            "2036-11-19T17:21:17.247729000+05:30",
+            &time::format_description::well_known::Rfc3339,
+        )
+        .unwrap();
+        assert_eq!(Expires(t).to_go_string(), "2036-11-19T11:51:17.247729Z");
+        let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
+        assert_eq!(Expires(t).to_go_string(), "2030-03-17T17:46:40Z");
+    }
+
+    #[test]
+    fn empty_delegations_are_written_and_empty_paths_are_not() {
+        let t = Targets {
+            typ: role_type::TARGETS.into(),
+            delegations: Delegations::default(),
+            expires: Expires(OffsetDateTime::from_unix_timestamp(0).unwrap()),
+            targets: BTreeMap::new(),
+            version: 1,
+        };
+        let c = String::from_utf8(canonical_bytes(&t).unwrap()).unwrap();
+        assert_eq!(
+            c,
+            r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"1970-01-01T00:00:00Z","targets":{},"version":1}"#
+        );
+        let r = DelegatedRole {
+            keyids: Some(vec![]),
+            name: "targets/x".into(),
+            paths: vec![],
+            threshold: 1,
+        };
+        assert_eq!(
+            String::from_utf8(canonical_bytes(&r).unwrap()).unwrap(),
+            r#"{"keyids":[],"name":"targets/x","threshold":1}"#
+        );
+    }
+
+    #[test]
+    fn envelope_encoding_is_go_json_marshal() {
+        let sig = Signature {
+            keyid: "ab".into(),
+            method: "eddsa".into(),
+            sig: Base64Bytes(vec![1, 2, 3]),
+        };
+        let out = encode_signed(br#"{"a":"<x>"}"#, &[sig]);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            r#"{"signed":{"a":"\u003cx\u003e"},"signatures":[{"keyid":"ab","method":"eddsa","sig":"AQID"}]}"#
+        );
+    }
+}

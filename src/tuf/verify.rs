@@ -1,0 +1,621 @@
+//! The verification core: bytes and `now` in, verified metadata or a typed refusal out. No I/O.
+//!
+//! Order and rules follow Notary's client (`client/tufclient.go`, `tuf/builder.go`,
+//! notes/notary-v1.md §6): timestamp → snapshot → targets → delegations, each role signed by a
+//! threshold of distinct keys, not expired, never older than the version cached before, and
+//! byte-for-byte what the parent's hashes and lengths describe. Roots are trusted on first use
+//! (or pinned) and may only change through a chain of roots each signed by its predecessor.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use sha2::{Digest, Sha256, Sha512};
+use time::OffsetDateTime;
+
+use super::keys::PublicKey;
+use super::metadata::{
+    DelegatedRole, FileMeta, MetadataError, Root, SignedFile, Snapshot, Targets, Timestamp,
+    role_type,
+};
+use super::x509::{self, CertError};
+
+/// Size limits for every download. Notary's own: timestamp 1 MiB, others 100 MiB or the length
+/// the parent metadata states, whichever is smaller.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// timestamp.json
+    pub timestamp: u64,
+    /// root.json when no snapshot states its length
+    pub root: u64,
+    /// Any metadata whose length is known from its parent is capped at that length and this.
+    pub metadata: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            timestamp: 1024 * 1024,
+            root: 10 * 1024 * 1024,
+            metadata: 100 * 1024 * 1024,
+        }
+    }
+}
+
+/// Why metadata was refused. Each variant names the role and the failed check.
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// Not parseable.
+    #[error(transparent)]
+    Metadata(#[from] MetadataError),
+    /// `_type` is not what the role requires.
+    #[error("{role}: wrong metadata type {found:?}, expected {expected:?}")]
+    WrongType {
+        /// Role.
+        role: String,
+        /// Found `_type`.
+        found: String,
+        /// Expected `_type`.
+        expected: &'static str,
+    },
+    /// Not enough valid signatures.
+    #[error(
+        "{role}: signature threshold not met: {valid} valid signature(s) from authorised keys, {threshold} required"
+    )]
+    Threshold {
+        /// Role.
+        role: String,
+        /// Valid distinct signatures.
+        valid: usize,
+        /// Required.
+        threshold: u32,
+    },
+    /// A signature names a key whose content has a different ID.
+    #[error("{role}: key ID {keyid} does not match its key content")]
+    KeyIdMismatch {
+        /// Role.
+        role: String,
+        /// The claimed key ID.
+        keyid: String,
+    },
+    /// Expired (freeze attack or stale repository).
+    #[error(
+        "{role}: metadata expired at {expires}; the repository must be re-signed (or this is a freeze attack)"
+    )]
+    Expired {
+        /// Role.
+        role: String,
+        /// When.
+        expires: String,
+    },
+    /// Version lower than the one seen before (rollback attack).
+    #[error("{role}: version {new} is lower than the trusted version {trusted} (rollback)")]
+    Rollback {
+        /// Role.
+        role: String,
+        /// Version already trusted.
+        trusted: u64,
+        /// Version offered.
+        new: u64,
+    },
+    /// Hash does not match the parent's meta (mix-and-match or tampering).
+    #[error(
+        "{role}: {algorithm} hash does not match the one in {parent} (expected {expected}, got {found})"
+    )]
+    HashMismatch {
+        /// Role.
+        role: String,
+        /// The role whose meta lists it.
+        parent: &'static str,
+        /// `sha256` or `sha512`.
+        algorithm: String,
+        /// Expected hex.
+        expected: String,
+        /// Found hex.
+        found: String,
+    },
+    /// Longer than the parent's meta allows.
+    #[error("{role}: {found} bytes, more than the {expected} bytes {parent} allows")]
+    LengthMismatch {
+        /// Role.
+        role: String,
+        /// Parent role.
+        parent: &'static str,
+        /// Allowed length.
+        expected: u64,
+        /// Found length.
+        found: u64,
+    },
+    /// The parent's meta lacks an entry or a usable hash.
+    #[error("{role}: {parent} lists no usable sha256 for it")]
+    MissingMeta {
+        /// Role.
+        role: String,
+        /// Parent role.
+        parent: &'static str,
+    },
+    /// Structurally invalid root.
+    #[error("root: {0}")]
+    BadRoot(String),
+    /// Root certificate rules failed for every root key.
+    #[error("root: no root key has an acceptable certificate: {0}")]
+    RootCertificate(#[from] CertError),
+    /// Root not signed by the trusted (pinned or previous) root keys.
+    #[error(
+        "root: version {version} is not signed by the trusted root keys ({valid} of {threshold} signatures); the repository's root key changed without a valid rotation"
+    )]
+    UntrustedRoot {
+        /// The new root version.
+        version: u64,
+        /// Valid signatures from trusted keys.
+        valid: usize,
+        /// Required.
+        threshold: u32,
+    },
+    /// Trust pinning refused the root.
+    #[error("root: does not match the trust pinning configuration: {0}")]
+    Pinning(String),
+    /// A delegation signed a target outside its paths.
+    #[error("{role}: signs target {target:?} outside its delegated paths {paths:?}")]
+    OutsidePaths {
+        /// Role.
+        role: String,
+        /// Target.
+        target: String,
+        /// Allowed prefixes.
+        paths: Vec<String>,
+    },
+    /// Invalid delegation structure.
+    #[error("{role}: invalid delegation: {reason}")]
+    BadDelegation {
+        /// Role.
+        role: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A root we trust, with its exact bytes.
+#[derive(Debug, Clone)]
+pub struct TrustedRoot {
+    /// The parsed root.
+    pub root: Root,
+    /// The exact file bytes.
+    pub bytes: Vec<u8>,
+}
+
+/// How the first root of a repository is trusted.
+#[derive(Debug, Clone, Default)]
+pub enum RootTrust {
+    /// Trust on first use (docker's behaviour).
+    #[default]
+    Tofu,
+    /// Only roots whose root certificate key ID is one of these.
+    PinnedCertIds(Vec<String>),
+}
+
+fn check_type(role: &str, found: &str, expected: &'static str) -> Result<(), VerifyError> {
+    if found != expected {
+        return Err(VerifyError::WrongType {
+            role: role.to_string(),
+            found: found.to_string(),
+            expected,
+        });
+    }
+    Ok(())
+}
+
+fn check_expiry(
+    role: &str,
+    expires: &super::metadata::Expires,
+    now: OffsetDateTime,
+) -> Result<(), VerifyError> {
+    if expires.0 <= now {
+        return Err(VerifyError::Expired {
+            role: role.to_string(),
+            expires: expires.to_go_string(),
+        });
+    }
+    Ok(())
+}
+
+fn check_version(role: &str, version: u64, trusted: Option<u64>) -> Result<(), VerifyError> {
+    if version < 1 {
+        return Err(VerifyError::BadRoot(format!(
+            "{role} version must be at least 1"
+        )));
+    }
+    if let Some(t) = trusted
+        && version < t
+    {
+        return Err(VerifyError::Rollback {
+            role: role.to_string(),
+            trusted: t,
+            new: version,
+        });
+    }
+    Ok(())
+}
+
+/// Counts distinct authorised key IDs with a valid signature over `file`'s canonical bytes.
+pub fn count_valid_signatures(
+    role: &str,
+    file: &SignedFile,
+    keys: &BTreeMap<String, PublicKey>,
+    authorised: &BTreeSet<&str>,
+) -> Result<usize, VerifyError> {
+    let msg = file.canonical_signed(role)?;
+    let mut valid = BTreeSet::new();
+    for sig in &file.signatures {
+        if !authorised.contains(sig.keyid.as_str()) || valid.contains(sig.keyid.as_str()) {
+            continue;
+        }
+        let Some(key) = keys.get(&sig.keyid) else {
+            continue;
+        };
+        if key.id() != sig.keyid {
+            return Err(VerifyError::KeyIdMismatch {
+                role: role.to_string(),
+                keyid: sig.keyid.clone(),
+            });
+        }
+        if key.verify(&sig.method, &msg, &sig.sig.0).is_ok() {
+            valid.insert(sig.keyid.as_str());
+        }
+    }
+    Ok(valid.len())
+}
+
+fn check_threshold(
+    role: &str,
+    file: &SignedFile,
+    keys: &BTreeMap<String, PublicKey>,
+    keyids: &[String],
+    threshold: u32,
+) -> Result<(), VerifyError> {
+    let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
+    let valid = count_valid_signatures(role, file, keys, &authorised)?;
+    if threshold == 0 || valid < threshold as usize {
+        return Err(VerifyError::Threshold {
+            role: role.to_string(),
+            valid,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
+/// Checks hashes and length of `bytes` against `meta` from `parent`.
+pub fn check_file_meta(
+    role: &str,
+    parent: &'static str,
+    meta: &FileMeta,
+    bytes: &[u8],
+) -> Result<(), VerifyError> {
+    if meta.length >= 0 && bytes.len() as u64 > meta.length as u64 {
+        return Err(VerifyError::LengthMismatch {
+            role: role.to_string(),
+            parent,
+            expected: meta.length as u64,
+            found: bytes.len() as u64,
+        });
+    }
+    let mut checked = 0;
+    for (alg, expected) in &meta.hashes {
+        let found = match alg.as_str() {
+            "sha256" => Sha256::digest(bytes).to_vec(),
+            "sha512" => Sha512::digest(bytes).to_vec(),
+            _ => continue,
+        };
+        if found != expected.0 {
+            return Err(VerifyError::HashMismatch {
+                role: role.to_string(),
+                parent,
+                algorithm: alg.clone(),
+                expected: hex::encode(&expected.0),
+                found: hex::encode(found),
+            });
+        }
+        checked += 1;
+    }
+    if checked == 0 || meta.sha256().is_none() {
+        return Err(VerifyError::MissingMeta {
+            role: role.to_string(),
+            parent,
+        });
+    }
+    Ok(())
+}
+
+fn root_structure(root: &Root) -> Result<(), VerifyError> {
+    for role in ["root", "targets", "snapshot", "timestamp"] {
+        let r = root
+            .roles
+            .get(role)
+            .ok_or_else(|| VerifyError::BadRoot(format!("role {role} is missing")))?;
+        if r.threshold < 1 {
+            return Err(VerifyError::BadRoot(format!("role {role} has threshold 0")));
+        }
+        for id in &r.keyids {
+            if !root.keys.contains_key(id) {
+                return Err(VerifyError::BadRoot(format!(
+                    "role {role} lists key {id}, which is not in keys"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The root keys of `root` whose certificates pass the rules for `gun`.
+fn valid_root_keyids(
+    root: &Root,
+    gun: &str,
+    now: OffsetDateTime,
+    check_expiry: bool,
+) -> Result<Vec<String>, VerifyError> {
+    let mut valid = Vec::new();
+    let mut last_err = None;
+    for id in &root.roles["root"].keyids {
+        match x509::check_root_key(id, &root.keys[id], gun, now, check_expiry) {
+            Ok(()) => valid.push(id.clone()),
+            Err(e) => last_err = Some(e),
+        }
+    }
+    match (valid.is_empty(), last_err) {
+        (true, Some(e)) => Err(VerifyError::RootCertificate(e)),
+        (true, None) => Err(VerifyError::BadRoot("no root keys".into())),
+        _ => Ok(valid),
+    }
+}
+
+fn parse_root(bytes: &[u8]) -> Result<(SignedFile, Root), VerifyError> {
+    let file = SignedFile::parse("root", bytes)?;
+    let root: Root = file.typed("root")?;
+    check_type("root", &root.typ, role_type::ROOT)?;
+    root_structure(&root)?;
+    Ok((file, root))
+}
+
+/// Trusts a repository's first root (no root cached): self-signed by a threshold of its root
+/// certificates for `gun`, not expired, and matching the pinning if any.
+pub fn trust_first_root(
+    gun: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trust: &RootTrust,
+) -> Result<TrustedRoot, VerifyError> {
+    let (file, root) = parse_root(bytes)?;
+    let valid = valid_root_keyids(&root, gun, now, true)?;
+    if let RootTrust::PinnedCertIds(ids) = trust
+        && !valid.iter().any(|v| ids.contains(v))
+    {
+        return Err(VerifyError::Pinning(format!(
+            "root certificate key IDs {valid:?} are not among the pinned {ids:?}"
+        )));
+    }
+    check_threshold(
+        "root",
+        &file,
+        &root.keys,
+        &valid,
+        root.roles["root"].threshold,
+    )?;
+    check_version("root", root.version, None)?;
+    check_expiry("root", &root.expires, now)?;
+    Ok(TrustedRoot {
+        root,
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// Loads a root from our own cache: it was verified when written, but the file could have been
+/// edited, so its self-signatures are checked again; expiry is not (a newer root may follow).
+pub fn load_cached_root(
+    gun: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+) -> Result<TrustedRoot, VerifyError> {
+    let (file, root) = parse_root(bytes)?;
+    let valid = valid_root_keyids(&root, gun, now, false)?;
+    check_threshold(
+        "root",
+        &file,
+        &root.keys,
+        &valid,
+        root.roles["root"].threshold,
+    )?;
+    Ok(TrustedRoot {
+        root,
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// Accepts `bytes` as the successor of `prev`: signed by a threshold of `prev`'s root keys and
+/// of its own, a higher version, valid certificates. `final_root` also requires it unexpired.
+pub fn rotate_root(
+    prev: &TrustedRoot,
+    gun: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    final_root: bool,
+) -> Result<TrustedRoot, VerifyError> {
+    let (file, root) = parse_root(bytes)?;
+    if root.version <= prev.root.version {
+        return Err(VerifyError::Rollback {
+            role: "root".into(),
+            trusted: prev.root.version,
+            new: root.version,
+        });
+    }
+    let prev_role = &prev.root.roles["root"];
+    let authorised: BTreeSet<&str> = prev_role.keyids.iter().map(String::as_str).collect();
+    let valid_old = count_valid_signatures("root", &file, &prev.root.keys, &authorised)?;
+    if valid_old < prev_role.threshold as usize {
+        return Err(VerifyError::UntrustedRoot {
+            version: root.version,
+            valid: valid_old,
+            threshold: prev_role.threshold,
+        });
+    }
+    let valid = valid_root_keyids(&root, gun, now, final_root)?;
+    check_threshold(
+        "root",
+        &file,
+        &root.keys,
+        &valid,
+        root.roles["root"].threshold,
+    )?;
+    if final_root {
+        check_expiry("root", &root.expires, now)?;
+    }
+    Ok(TrustedRoot {
+        root,
+        bytes: bytes.to_vec(),
+    })
+}
+
+/// Verifies timestamp.json against the trusted root.
+pub fn verify_timestamp(
+    root: &Root,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+) -> Result<Timestamp, VerifyError> {
+    let file = SignedFile::parse("timestamp", bytes)?;
+    let ts: Timestamp = file.typed("timestamp")?;
+    let role = &root.roles["timestamp"];
+    check_threshold("timestamp", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_type("timestamp", &ts.typ, role_type::TIMESTAMP)?;
+    if ts.meta.get("snapshot").and_then(FileMeta::sha256).is_none() {
+        return Err(VerifyError::MissingMeta {
+            role: "snapshot".into(),
+            parent: "timestamp",
+        });
+    }
+    check_version("timestamp", ts.version, trusted_version)?;
+    check_expiry("timestamp", &ts.expires, now)?;
+    Ok(ts)
+}
+
+/// Verifies snapshot.json: bytes as the timestamp describes, signed by root's snapshot keys.
+pub fn verify_snapshot(
+    root: &Root,
+    timestamp: &Timestamp,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+) -> Result<Snapshot, VerifyError> {
+    check_file_meta("snapshot", "timestamp", &timestamp.meta["snapshot"], bytes)?;
+    let file = SignedFile::parse("snapshot", bytes)?;
+    let snap: Snapshot = file.typed("snapshot")?;
+    let role = &root.roles["snapshot"];
+    check_threshold("snapshot", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_type("snapshot", &snap.typ, role_type::SNAPSHOT)?;
+    for required in ["root", "targets"] {
+        if snap.meta.get(required).and_then(FileMeta::sha256).is_none() {
+            return Err(VerifyError::MissingMeta {
+                role: required.into(),
+                parent: "snapshot",
+            });
+        }
+    }
+    check_version("snapshot", snap.version, trusted_version)?;
+    check_expiry("snapshot", &snap.expires, now)?;
+    Ok(snap)
+}
+
+/// Who may sign a targets role: root's targets keys, or a parent's delegation entry.
+#[derive(Debug, Clone)]
+pub struct Signers<'a> {
+    /// Key material.
+    pub keys: &'a BTreeMap<String, PublicKey>,
+    /// Authorised key IDs.
+    pub keyids: &'a [String],
+    /// Threshold.
+    pub threshold: u32,
+    /// Path prefixes the role may sign (`None` for top-level targets).
+    pub paths: Option<&'a [String]>,
+}
+
+/// Verifies a targets role (`targets` or `targets/<x>`): bytes as the snapshot describes, signed
+/// by its signers, every target within its paths.
+pub fn verify_targets(
+    role: &str,
+    signers: &Signers<'_>,
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+) -> Result<Targets, VerifyError> {
+    let meta = snapshot
+        .meta
+        .get(role)
+        .ok_or_else(|| VerifyError::MissingMeta {
+            role: role.to_string(),
+            parent: "snapshot",
+        })?;
+    check_file_meta(role, "snapshot", meta, bytes)?;
+    let file = SignedFile::parse(role, bytes)?;
+    let targets: Targets = file.typed(role)?;
+    check_threshold(role, &file, signers.keys, signers.keyids, signers.threshold)?;
+    check_type(role, &targets.typ, role_type::TARGETS)?;
+    check_version(role, targets.version, trusted_version)?;
+    check_expiry(role, &targets.expires, now)?;
+    if let Some(paths) = signers.paths {
+        for name in targets.targets.keys() {
+            if !paths.iter().any(|p| name.starts_with(p.as_str())) {
+                return Err(VerifyError::OutsidePaths {
+                    role: role.to_string(),
+                    target: name.clone(),
+                    paths: paths.to_vec(),
+                });
+            }
+        }
+    }
+    for d in &targets.delegations.roles {
+        check_delegation(role, d, &targets)?;
+    }
+    Ok(targets)
+}
+
+fn check_delegation(parent: &str, d: &DelegatedRole, targets: &Targets) -> Result<(), VerifyError> {
+    let bad = |reason: String| VerifyError::BadDelegation {
+        role: d.name.clone(),
+        reason,
+    };
+    let valid_name = d.name.len() < 256
+        && d.name.starts_with("targets/")
+        && d.name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"-_/".contains(&b))
+        && !d.name.ends_with('/')
+        && !d.name.contains("//")
+        && !d.name.split('/').any(|c| c == "." || c == "..");
+    if !valid_name {
+        return Err(bad("invalid role name".into()));
+    }
+    let direct_parent = d.name.rsplit_once('/').map(|(p, _)| p).unwrap_or("");
+    if direct_parent != parent {
+        return Err(bad(format!(
+            "declared in {parent}, which is not its parent"
+        )));
+    }
+    for id in d.keyids.iter().flatten() {
+        if !targets.delegations.keys.contains_key(id) {
+            return Err(bad(format!("key {id} is not in the delegation keys")));
+        }
+    }
+    Ok(())
+}
+
+/// Paths a delegation may sign, cut down to what its parent may sign
+/// (`RestrictDelegationPathPrefixes`).
+pub fn restrict_paths(parent: Option<&[String]>, child: &[String]) -> Vec<String> {
+    match parent {
+        None => child.to_vec(),
+        Some(parent) => child
+            .iter()
+            .filter(|c| parent.iter().any(|p| c.starts_with(p.as_str())))
+            .cloned()
+            .collect(),
+    }
+}

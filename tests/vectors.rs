@@ -1,0 +1,251 @@
+//! Real trust data written by notary-server, the notary CLI and docker trust (tests/data, copied
+//! from shared/vectors) verifies through the client walk with a fixed clock, and broken
+//! variants of it are refused with the failing role and check named.
+
+use std::path::{Path, PathBuf};
+
+use docker_trustacr::notary::DirFetch;
+use docker_trustacr::notary::cache::Cache;
+use docker_trustacr::notary::client::{ClientError, Repo, update};
+use docker_trustacr::tuf::verify::{Limits, RootTrust, VerifyError};
+use time::OffsetDateTime;
+use time::macros::datetime;
+
+/// The vectors' timestamps expire 2026-12-06; their README fixes "now" before that.
+const NOW: OffsetDateTime = datetime!(2026-11-23 00:00:00 UTC);
+
+fn vectors(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data")
+        .join(name)
+}
+
+fn run(dir: &Path, gun: &str, now: OffsetDateTime, cache_dir: &Path) -> Result<Repo, ClientError> {
+    let fetch = DirFetch {
+        dir: dir.to_path_buf(),
+    };
+    let cache = Cache::new(cache_dir, gun, 100 << 20).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(update(
+            &fetch,
+            &cache,
+            gun,
+            now,
+            &RootTrust::Tofu,
+            &Limits::default(),
+        ))
+}
+
+fn fresh(dir: &Path, gun: &str) -> Result<Repo, ClientError> {
+    let cache = tempfile::tempdir().unwrap();
+    run(dir, gun, NOW, cache.path())
+}
+
+/// A copy of a vector directory, to break.
+fn copy(name: &str) -> tempfile::TempDir {
+    let dst = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("cp")
+        .arg("-r")
+        .arg(format!("{}/.", vectors(name).display()))
+        .arg(dst.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    dst
+}
+
+#[test]
+fn notary_cli_repository_verifies_and_resolves_its_tag() {
+    let repo = fresh(
+        &vectors("notary-v1/example.com_test_repo1"),
+        "example.com/test/repo1",
+    )
+    .unwrap();
+    let t = repo.find_target("v1").expect("v1 is signed");
+    assert_eq!(t.role, "targets");
+    assert_eq!(t.meta.length, 6);
+    assert_eq!(repo.root.root.version, 3);
+}
+
+#[test]
+fn root_rotation_chain_is_followed_from_a_pinned_first_root() {
+    let dir = vectors("notary-v1/example.com_test_repo1");
+    let cache = tempfile::tempdir().unwrap();
+    let meta = cache.path().join("tuf/example.com/test/repo1/metadata");
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::copy(dir.join("1.root.json"), meta.join("root.json")).unwrap();
+    let repo = run(&dir, "example.com/test/repo1", NOW, cache.path()).unwrap();
+    assert_eq!(repo.root.root.version, 3);
+    // The cache now pins v3, byte for byte as served.
+    assert_eq!(
+        std::fs::read(meta.join("root.json")).unwrap(),
+        std::fs::read(dir.join("root.json")).unwrap()
+    );
+}
+
+#[test]
+fn root_signed_by_a_different_key_than_the_pinned_one_is_refused() {
+    // Pin repo1's root, then serve the deleg repository's data under repo1's name.
+    let cache = tempfile::tempdir().unwrap();
+    let meta = cache.path().join("tuf/example.com/test/repo1/metadata");
+    std::fs::create_dir_all(&meta).unwrap();
+    std::fs::copy(
+        vectors("notary-v1/example.com_test_repo1/1.root.json"),
+        meta.join("root.json"),
+    )
+    .unwrap();
+    let err = run(
+        &vectors("notary-v1/example.com_test_deleg"),
+        "example.com/test/repo1",
+        NOW,
+        cache.path(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::Threshold { ref role, .. }) if role == "timestamp"),
+        "{err}"
+    );
+    // Nothing was written: the cache still pins the original root and holds nothing else.
+    let names: Vec<_> = std::fs::read_dir(&meta)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["root.json"]);
+}
+
+#[test]
+fn notary_delegations_verify_including_an_ed25519_delegation() {
+    let repo = fresh(
+        &vectors("notary-v1/example.com_test_deleg"),
+        "example.com/test/deleg",
+    )
+    .unwrap();
+    let names: Vec<&str> = repo.roles.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(names, ["targets", "targets/releases", "targets/edsigner"]);
+    assert!(repo.skipped.is_empty(), "{:?}", repo.skipped);
+}
+
+#[test]
+fn docker_trust_sign_repository_resolves_the_manifest_digest() {
+    let repo = fresh(
+        &vectors("notary-v1/localhost_5000_nv1_signnew2"),
+        "localhost:5000/nv1/signnew2",
+    )
+    .unwrap();
+    let t = repo.find_target("v1").unwrap();
+    assert_eq!(t.role, "targets/releases");
+    assert_eq!(
+        hex::encode(t.meta.sha256().unwrap()),
+        "607f4e9df84045774c852a9617e3bb91d4b3cfb47e0556128787b6805a52f4f1"
+    );
+    assert_eq!(t.meta.length, 523);
+}
+
+#[test]
+fn independently_written_repository_verifies() {
+    let repo = fresh(
+        &vectors("notary-v1/localhost_5000_nv1_py-ok"),
+        "localhost:5000/nv1/py-ok",
+    )
+    .unwrap();
+    assert_eq!(repo.find_target("latest").unwrap().meta.length, 8);
+}
+
+#[test]
+fn notary_0_3_repository_with_rsa_pss_delegation_verifies() {
+    let dir = vectors("notary-compat/notary0.3/tuf/docker.com/notary0.3/tst/metadata");
+    let cache = tempfile::tempdir().unwrap();
+    // Its root certificate ran out on 2026-07-25; verify it as of a day it was valid.
+    let when = datetime!(2026-01-01 00:00:00 UTC);
+    let repo = run(&dir, "docker.com/notary0.3/tst", when, cache.path()).unwrap();
+    let releases = repo
+        .role("targets/releases")
+        .expect("rsa-x509 delegation verified");
+    assert!(releases.targets.targets.contains_key("hello"));
+    assert_eq!(repo.find_target("LICENSE").unwrap().meta.length, 11309);
+}
+
+#[test]
+fn wrong_gun_is_refused_by_the_root_certificate_rule() {
+    let err = fresh(
+        &vectors("notary-v1/example.com_test_repo1"),
+        "example.com/test/other",
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::RootCertificate(_))),
+        "{err}"
+    );
+}
+
+#[test]
+fn expired_timestamp_is_refused_as_a_freeze() {
+    let later = datetime!(2027-01-01 00:00:00 UTC);
+    let cache = tempfile::tempdir().unwrap();
+    let err = run(
+        &vectors("notary-v1/example.com_test_repo1"),
+        "example.com/test/repo1",
+        later,
+        cache.path(),
+    )
+    .unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::Expired { ref role, .. }) if role == "timestamp"),
+        "{err}"
+    );
+    assert!(!cache.path().join("tuf").exists(), "nothing may be cached");
+}
+
+#[test]
+fn tampered_targets_bytes_are_refused_by_the_snapshot_hash() {
+    let d = copy("notary-v1/example.com_test_repo1");
+    let p = d.path().join("targets.json");
+    let text = std::fs::read_to_string(&p)
+        .unwrap()
+        .replace("\"length\":6", "\"length\":7");
+    std::fs::write(&p, text).unwrap();
+    let err = fresh(d.path(), "example.com/test/repo1").unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::HashMismatch { ref role, .. }) if role == "targets"),
+        "{err}"
+    );
+}
+
+#[test]
+fn tampered_timestamp_signature_is_refused_by_the_threshold() {
+    let d = copy("notary-v1/example.com_test_repo1");
+    let p = d.path().join("timestamp.json");
+    let mut v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+    let sig = v["signatures"][0]["sig"].as_str().unwrap().to_string();
+    let flipped = if sig.starts_with('A') {
+        sig.replacen('A', "B", 1)
+    } else {
+        format!("A{}", &sig[1..])
+    };
+    v["signatures"][0]["sig"] = flipped.into();
+    std::fs::write(&p, serde_json::to_vec(&v).unwrap()).unwrap();
+    let err = fresh(d.path(), "example.com/test/repo1").unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::Threshold { ref role, valid: 0, .. }) if role == "timestamp"),
+        "{err}"
+    );
+}
+
+#[test]
+fn oversized_snapshot_is_refused_by_the_timestamp_length() {
+    let d = copy("notary-v1/example.com_test_repo1");
+    let p = d.path().join("snapshot.json");
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes.extend(std::iter::repeat_n(b' ', 100_000));
+    std::fs::write(&p, bytes).unwrap();
+    let err = fresh(d.path(), "example.com/test/repo1").unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Http(docker_trustacr::registry::HttpError::TooLarge { .. })
+        ),
+        "{err}"
+    );
+}
