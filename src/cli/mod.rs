@@ -2,6 +2,11 @@
 //! and exit codes.
 
 mod info;
+mod inspect;
+mod revoke;
+mod sign;
+mod trust;
+mod verify;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -13,8 +18,12 @@ use crate::dockercfg::credentials::CredentialError;
 use crate::dockercfg::{ConfigError, Environment};
 use crate::engine::EngineError;
 use crate::keystore::KeystoreError;
+use crate::notary::client::ClientError;
+use crate::notary::publish::PublishError;
 use crate::plugin::cancel::{CancelReason, Cancellation};
 use crate::plugin::{self, GlobalFlags, InvocationError, Mode};
+use crate::reference::ReferenceError;
+use crate::registry::{HttpError, ManifestError};
 
 /// Exit code of a command stopped by Ctrl-C or by the docker CLI (128 + SIGINT, as shells do).
 pub const EXIT_CANCELLED: u8 = 130;
@@ -37,6 +46,14 @@ enum Command {
     /// Show where configuration, the Docker engine, the keyring and trust data are, and whether
     /// each one works.
     Info(info::InfoArgs),
+    /// Sign tags that are already in the registry and publish the trust data.
+    Sign(sign::SignArgs),
+    /// Print the digest that verified trust data signs for a tag.
+    Verify(verify::VerifyArgs),
+    /// Show signed tags, signers and keys, as `docker trust inspect` does.
+    Inspect(inspect::InspectArgs),
+    /// Remove the signature of a tag (or, with --yes, of every tag).
+    Revoke(revoke::RevokeArgs),
 }
 
 /// Output format of commands that report.
@@ -82,6 +99,34 @@ pub enum Error {
     /// A registry credential could not be read.
     #[error(transparent)]
     Credential(#[from] CredentialError),
+    /// An image reference is invalid.
+    #[error(transparent)]
+    Reference(#[from] ReferenceError),
+    /// Trust data could not be fetched or did not verify.
+    #[error(transparent)]
+    Notary(#[from] ClientError),
+    /// Publishing trust data failed.
+    #[error(transparent)]
+    Publish(#[from] PublishError),
+    /// HTTP setup or transfer failed.
+    #[error(transparent)]
+    Http(#[from] HttpError),
+    /// The registry could not give a manifest.
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    /// The tag has no valid signature.
+    #[error("No valid trust data for {tag} in {gun}{}", skipped_note(skipped))]
+    NotSigned {
+        /// Tag.
+        tag: String,
+        /// GUN.
+        gun: String,
+        /// Delegations left out, with why.
+        skipped: Vec<(String, String)>,
+    },
+    /// Arguments are inconsistent.
+    #[error("{0}")]
+    Usage(String),
     /// The command was cancelled; nothing was left half-done.
     #[error("{0}; stopped before finishing, nothing was changed")]
     Cancelled(CancelReason),
@@ -90,11 +135,18 @@ pub enum Error {
     Reported(String),
 }
 
+fn skipped_note(skipped: &[(String, String)]) -> String {
+    skipped
+        .iter()
+        .map(|(role, why)| format!("; {role} was ignored: {why}"))
+        .collect()
+}
+
 impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Cancelled(_) => EXIT_CANCELLED,
-            Error::Invocation(_) => EXIT_USAGE,
+            Error::Invocation(_) | Error::Usage(_) => EXIT_USAGE,
             _ => 1,
         }
     }
@@ -168,6 +220,10 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         };
         match cli.command {
             Command::Info(args) => args.run(&ctx).await,
+            Command::Sign(args) => args.run(&ctx).await,
+            Command::Verify(args) => args.run(&ctx).await,
+            Command::Inspect(args) => args.run(&ctx).await,
+            Command::Revoke(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

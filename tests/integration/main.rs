@@ -11,3 +11,4 @@ mod info;
 mod install;
 mod plugin_protocol;
 mod stack;
+mod trust;

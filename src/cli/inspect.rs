@@ -1,0 +1,314 @@
+//! `inspect IMAGE[:TAG]…`: the JSON of `docker trust inspect` (Name, SignedTags, Signers,
+//! AdministrativeKeys), or its `--pretty` tables, from verified trust data.
+
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+use std::io::Write;
+
+use serde::Serialize;
+
+use super::trust::TrustRepo;
+use super::{Context, Error, cancellable};
+use crate::notary::client::Repo;
+use crate::reference::ImageRef;
+
+/// Arguments of `inspect`.
+#[derive(Debug, clap::Args)]
+pub struct InspectArgs {
+    /// Images to inspect, with or without a tag.
+    #[arg(value_name = "IMAGE[:TAG]", required = true)]
+    images: Vec<String>,
+    /// Human-readable tables instead of JSON.
+    #[arg(long)]
+    pretty: bool,
+}
+
+/// One repository, as `docker trust inspect` prints it.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct TrustInfo {
+    /// The argument as given.
+    pub name: String,
+    /// Signed tags.
+    pub signed_tags: Vec<SignedTag>,
+    /// Delegations other than targets/releases.
+    pub signers: Vec<Signer>,
+    /// Root and Repository keys.
+    pub administrative_keys: Vec<Signer>,
+}
+
+/// A signed tag row.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct SignedTag {
+    /// Tag.
+    pub signed_tag: String,
+    /// Hex sha256 of the manifest, without `sha256:`.
+    pub digest: String,
+    /// Delegations that sign the same digest, or "Repo Admin".
+    pub signers: Vec<String>,
+}
+
+/// A named set of keys.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "PascalCase")]
+pub struct Signer {
+    /// Name.
+    pub name: String,
+    /// Keys.
+    pub keys: Vec<KeyId>,
+}
+
+/// A key ID.
+#[derive(Debug, Serialize, PartialEq, Eq)]
+pub struct KeyId {
+    /// The ID.
+    #[serde(rename = "ID")]
+    pub id: String,
+}
+
+/// Natural order as docker sorts tags: digit runs compare as numbers.
+fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
+    loop {
+        match (a.first(), b.first()) {
+            (None, None) => return Ordering::Equal,
+            (None, _) => return Ordering::Less,
+            (_, None) => return Ordering::Greater,
+            (Some(x), Some(y)) if x.is_ascii_digit() && y.is_ascii_digit() => {
+                let na = a.iter().take_while(|c| c.is_ascii_digit()).count();
+                let nb = b.iter().take_while(|c| c.is_ascii_digit()).count();
+                let (da, db) = (&a[..na], &b[..nb]);
+                let ta = std::str::from_utf8(da)
+                    .unwrap_or("")
+                    .trim_start_matches('0');
+                let tb = std::str::from_utf8(db)
+                    .unwrap_or("")
+                    .trim_start_matches('0');
+                let ord = ta.len().cmp(&tb.len()).then(ta.cmp(tb));
+                if ord != Ordering::Equal {
+                    return ord;
+                }
+                a = &a[na..];
+                b = &b[nb..];
+            }
+            (Some(x), Some(y)) => {
+                if x != y {
+                    return x.cmp(y);
+                }
+                a = &a[1..];
+                b = &b[1..];
+            }
+        }
+    }
+}
+
+/// Builds the `docker trust inspect` view of a verified repository.
+pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
+    let mut tags: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    // targets first, then releases overrides: releases wins lookups, as for docker pull.
+    for role in ["targets", "targets/releases"] {
+        if let Some(r) = repo.role(role) {
+            for (t, meta) in &r.targets.targets {
+                if tag.is_none_or(|want| want == t) {
+                    tags.insert(t.clone(), meta.sha256().unwrap_or_default().to_vec());
+                }
+            }
+        }
+    }
+    let mut signed_tags: Vec<SignedTag> = tags
+        .into_iter()
+        .map(|(t, sha)| {
+            let mut signers: Vec<String> = repo
+                .roles
+                .iter()
+                .filter(|r| r.name != "targets" && r.name != "targets/releases")
+                .filter(|r| {
+                    r.targets
+                        .targets
+                        .get(&t)
+                        .is_some_and(|m| m.sha256() == Some(sha.as_slice()))
+                })
+                .map(|r| r.name.trim_start_matches("targets/").to_string())
+                .collect();
+            if signers.is_empty() {
+                signers.push("Repo Admin".into());
+            }
+            SignedTag {
+                signed_tag: t,
+                digest: hex::encode(&sha),
+                signers,
+            }
+        })
+        .collect();
+    signed_tags.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag));
+
+    // Delegation keys as canonical IDs, as docker's translateDelegationsToCanonicalIDs does.
+    let mut signers: Vec<Signer> = Vec::new();
+    for parent in &repo.roles {
+        for d in &parent.targets.delegations.roles {
+            if d.name == "targets/releases" {
+                continue;
+            }
+            let mut keys: Vec<KeyId> = d
+                .keyids
+                .iter()
+                .flatten()
+                .filter_map(|id| parent.targets.delegations.keys.get(id))
+                .map(|k| KeyId {
+                    id: k.canonical_id().unwrap_or_else(|_| k.id()),
+                })
+                .collect();
+            keys.sort_by(|a, b| a.id.cmp(&b.id));
+            signers.push(Signer {
+                name: d.name.trim_start_matches("targets/").to_string(),
+                keys,
+            });
+        }
+    }
+    signers.sort_by(|a, b| b.name.cmp(&a.name));
+
+    let root = &repo.root.root;
+    let ids = |role: &str| {
+        root.roles
+            .get(role)
+            .map(|r| r.keyids.iter().map(|id| KeyId { id: id.clone() }).collect())
+            .unwrap_or_default()
+    };
+    TrustInfo {
+        name: name.to_string(),
+        signed_tags,
+        signers,
+        administrative_keys: vec![
+            Signer {
+                name: "Root".into(),
+                keys: ids("root"),
+            },
+            Signer {
+                name: "Repository".into(),
+                keys: ids("targets"),
+            },
+        ],
+    }
+}
+
+/// Docker's JSON: an array indented with four spaces, and a trailing newline.
+pub fn to_docker_json(infos: &[TrustInfo]) -> String {
+    let mut out = Vec::new();
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
+    let _ = infos.serialize(&mut ser);
+    out.push(b'\n');
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn pretty(out: &mut impl Write, info: &TrustInfo) -> std::io::Result<()> {
+    if info.signed_tags.is_empty() {
+        write!(out, "\nNo signatures for {}\n\n", info.name)?;
+    } else {
+        writeln!(out, "\nSignatures for {}\n", info.name)?;
+        let w = info
+            .signed_tags
+            .iter()
+            .map(|t| t.signed_tag.len())
+            .max()
+            .unwrap_or(0)
+            .max(10);
+        writeln!(out, "{:<w$}   {:<64}   SIGNERS", "SIGNED TAG", "DIGEST")?;
+        for t in &info.signed_tags {
+            let mut s = t.signers.clone();
+            s.sort();
+            let signers = if s == ["Repo Admin"] {
+                "(Repo Admin)".to_string()
+            } else {
+                s.join(", ")
+            };
+            writeln!(out, "{:<w$}   {:<64}   {signers}", t.signed_tag, t.digest)?;
+        }
+        writeln!(out)?;
+    }
+    if !info.signers.is_empty() {
+        writeln!(out, "List of signers and their keys for {}\n", info.name)?;
+        let w = info
+            .signers
+            .iter()
+            .map(|s| s.name.len())
+            .max()
+            .unwrap_or(0)
+            .max(6);
+        writeln!(out, "{:<w$}   KEYS", "SIGNER")?;
+        let mut sorted: Vec<&Signer> = info.signers.iter().collect();
+        sorted.sort_by(|a, b| a.name.cmp(&b.name));
+        for s in sorted {
+            let keys: Vec<&str> = s.keys.iter().map(|k| &k.id[..k.id.len().min(12)]).collect();
+            writeln!(out, "{:<w$}   {}", s.name, keys.join(", "))?;
+        }
+        writeln!(out)?;
+    }
+    writeln!(out, "Administrative keys for {}\n", info.name)?;
+    for (label, name) in [("Repository Key", "Repository"), ("Root Key", "Root")] {
+        let keys: Vec<&str> = info
+            .administrative_keys
+            .iter()
+            .filter(|s| s.name == name)
+            .flat_map(|s| s.keys.iter().map(|k| k.id.as_str()))
+            .collect();
+        writeln!(out, "  {label}:\t{}", keys.join(", "))?;
+    }
+    Ok(())
+}
+
+impl InspectArgs {
+    /// Runs the command.
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let mut infos = Vec::new();
+        let mut failed = 0;
+        for name in &self.images {
+            let result = cancellable(&ctx.cancel, async {
+                let image = ImageRef::parse(name)?;
+                let t = TrustRepo::open(ctx, &image).await?;
+                let repo = t.update().await?;
+                Ok(trust_info(name, image.tag.as_deref(), &repo))
+            })
+            .await;
+            match result {
+                Ok(info) => infos.push(info),
+                Err(e @ Error::Cancelled(_)) => return Err(e),
+                Err(e) => {
+                    failed += 1;
+                    eprintln!("Error: no signatures or cannot access {name}: {e}");
+                }
+            }
+        }
+        let mut out = std::io::stdout().lock();
+        let written = if self.pretty {
+            infos.iter().enumerate().try_for_each(|(i, info)| {
+                if i > 0 {
+                    write!(out, "\n\n")?;
+                }
+                pretty(&mut out, info)
+            })
+        } else {
+            out.write_all(to_docker_json(&infos).as_bytes())
+        };
+        written.map_err(|e| Error::Reported(format!("cannot write output: {e}")))?;
+        if failed > 0 {
+            return Err(Error::Reported(format!(
+                "{failed} image(s) could not be inspected"
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tags_sort_naturally() {
+        let mut v = vec!["v10", "v2", "latest", "v1"];
+        v.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(v, ["latest", "v1", "v2", "v10"]);
+    }
+}

@@ -1,0 +1,57 @@
+//! `revoke IMAGE[:TAG]`: remove the signature of one tag, or with `--yes` of every tag.
+
+use super::sign::publish_changes;
+use super::trust::TrustRepo;
+use super::{Context, Error, cancellable};
+use crate::notary::publish::Change;
+use crate::reference::ImageRef;
+
+/// Arguments of `revoke`.
+#[derive(Debug, clap::Args)]
+pub struct RevokeArgs {
+    /// The image, with the tag whose signature to remove; without a tag, every tag.
+    #[arg(value_name = "IMAGE[:TAG]")]
+    image: String,
+    /// Confirm removing all signatures when no tag is given.
+    #[arg(short = 'y', long)]
+    yes: bool,
+}
+
+impl RevokeArgs {
+    /// Runs the command.
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let image = ImageRef::parse(&self.image)?;
+        if image.tag.is_none() && !self.yes {
+            return Err(Error::Usage(format!(
+                "revoking every signature of {} needs --yes",
+                image.gun()
+            )));
+        }
+        cancellable(&ctx.cancel, async {
+            let t = TrustRepo::open(ctx, &image).await?;
+            let repo = t.update().await?;
+            let signed: Vec<String> = repo
+                .role("targets")
+                .map(|r| r.targets.targets.keys().cloned().collect())
+                .unwrap_or_default();
+            let tags: Vec<String> = match &image.tag {
+                Some(tag) if signed.contains(tag) => vec![tag.clone()],
+                Some(tag) => {
+                    return Err(Error::NotSigned {
+                        tag: tag.clone(),
+                        gun: repo.gun.clone(),
+                        skipped: repo.skipped.clone(),
+                    });
+                }
+                None => signed,
+            };
+            let changes: Vec<Change> = tags.into_iter().map(|tag| Change::Remove { tag }).collect();
+            if !changes.is_empty() {
+                publish_changes(&t, &changes).await?;
+            }
+            println!("Successfully deleted signature for {}", self.image);
+            Ok(())
+        })
+        .await
+    }
+}

@@ -1,0 +1,88 @@
+//! `sign IMAGE:TAG…`: sign tags already in the registry. The digest and size are computed from
+//! the manifest bytes the registry serves; tags of one repository are published together.
+
+use std::collections::BTreeMap;
+
+use time::OffsetDateTime;
+
+use super::trust::TrustRepo;
+use super::{Context, Error, cancellable};
+use crate::notary::publish::{self, Change};
+use crate::reference::ImageRef;
+use crate::registry::manifest_ref;
+use crate::tuf::metadata::{Base64Bytes, FileMeta};
+
+/// Arguments of `sign`.
+#[derive(Debug, clap::Args)]
+pub struct SignArgs {
+    /// Tags to sign, e.g. myregistry.azurecr.io/app:v1 myregistry.azurecr.io/app:latest.
+    #[arg(value_name = "IMAGE:TAG", required = true)]
+    images: Vec<String>,
+}
+
+/// The target meta docker writes for a manifest: sha256 only, and its length.
+pub fn manifest_meta(sha256: &[u8], size: u64) -> FileMeta {
+    FileMeta {
+        custom: None,
+        hashes: BTreeMap::from([("sha256".to_string(), Base64Bytes(sha256.to_vec()))]),
+        length: size as i64,
+    }
+}
+
+impl SignArgs {
+    /// Runs the command.
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let mut by_gun: BTreeMap<String, Vec<ImageRef>> = BTreeMap::new();
+        for s in &self.images {
+            let image = ImageRef::parse(s)?;
+            if image.tag.is_none() {
+                return Err(Error::Usage(format!(
+                    "{s}: give the tag to sign (IMAGE:TAG)"
+                )));
+            }
+            by_gun.entry(image.gun()).or_default().push(image);
+        }
+        for images in by_gun.values() {
+            cancellable(&ctx.cancel, sign_repo(ctx, images)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Signs `images` (all of one repository) in one publish.
+pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<(), Error> {
+    let t = TrustRepo::open(ctx, &images[0]).await?;
+    let (registry, base) = t.registry_client().await?;
+    let mut changes = Vec::new();
+    for image in images {
+        let tag = image.tag.clone().unwrap_or_default();
+        let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
+        changes.push(Change::Add {
+            tag,
+            meta: manifest_meta(&m.sha256, m.size),
+        });
+    }
+    publish_changes(&t, &changes).await?;
+    for image in images {
+        println!("Successfully signed {image}");
+    }
+    Ok(())
+}
+
+/// Publishes `changes`, printing docker's progress lines.
+pub async fn publish_changes(t: &TrustRepo, changes: &[Change]) -> Result<(), Error> {
+    println!("Signing and pushing trust metadata");
+    let published = publish::publish(
+        &t.server,
+        &t.cache,
+        changes,
+        OffsetDateTime::now_utc(),
+        &t.trust,
+        &t.limits,
+    )
+    .await?;
+    if published.initialized {
+        println!("Finished initializing \"{}\"", t.server.gun);
+    }
+    Ok(())
+}

@@ -1,0 +1,376 @@
+//! Interop on the real notary-server, both directions: what this plugin publishes, `notary` and
+//! `docker trust` read; what they publish (delegations, root rotation), this plugin verifies.
+
+use std::process::Output;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+static COUNTER: AtomicUsize = AtomicUsize::new(0);
+
+/// A repository name no other test (or earlier run on the same stack) uses.
+fn unique_repo(prefix: &str) -> String {
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{}/it/{prefix}-{}-{n}-{nanos}",
+        stack().registry,
+        std::process::id()
+    )
+}
+
+/// A test environment pointed at the stack's notary server and engine.
+fn trust_env() -> TestEnv {
+    let stack = stack();
+    let mut env = TestEnv::new();
+    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    env.set("DOCKER_HOST", &stack.docker_host);
+    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
+    env.set(
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+        "repo-pass-123",
+    );
+    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
+    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
+    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
+    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
+    env
+}
+
+/// Builds a one-file scratch image with `content`, pushes it as `reference`, returns the
+/// manifest digest (`sha256:…`) and size the engine reports.
+fn push_image(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
+    let dir = env
+        .home
+        .join(format!("img-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("content.txt"), content).unwrap();
+    let tar = dir.with_extension("tar");
+    assert_success(
+        &run(env
+            .cmd("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("content.txt")),
+        "tar",
+    );
+    assert_success(
+        &run(env.docker().arg("import").arg(&tar).arg(reference)),
+        "docker import",
+    );
+    let out = run(env.docker().args(["push", reference]));
+    assert_success(&out, "docker push");
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
+    let rest = line.split(": digest: ").nth(1).unwrap();
+    let (digest, size) = rest.split_once(" size: ").unwrap();
+    (digest.to_string(), size.trim().parse().unwrap())
+}
+
+fn notary(env: &TestEnv, args: &[&str]) -> Output {
+    let stack = stack();
+    let mut c = env.cmd("notary");
+    c.arg("-d")
+        .arg(env.home.join(".notary"))
+        .args(["-s", &stack.notary_url, "--tlscacert"])
+        .arg(&stack.notary_ca)
+        .args(args);
+    run(&mut c)
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
+}
+
+#[test]
+fn signed_tags_are_read_identically_by_notary_and_docker_trust() {
+    let env = trust_env();
+    let repo = unique_repo("sign");
+    let (digest, size) = push_image(&env, &format!("{repo}:v1"), "first image");
+    let (digest2, size2) = push_image(&env, &format!("{repo}:v2"), "second image");
+
+    let out = run(env
+        .plugin()
+        .args(["sign", &format!("{repo}:v1"), &format!("{repo}:v2")]));
+    assert_success(&out, "trustacr sign");
+    let text = stdout(&out);
+    assert!(
+        text.contains("Signing and pushing trust metadata"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Finished initializing \"{repo}\"")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("Successfully signed {repo}:v1")),
+        "{text}"
+    );
+
+    // The notary CLI, a fresh client trusting on first use, lists both tags with our digests.
+    let out = notary(&env, &["list", &repo]);
+    assert_success(&out, "notary list");
+    let listing = stdout(&out);
+    for (tag, d, s) in [("v1", &digest, size), ("v2", &digest2, size2)] {
+        let hex = d.trim_start_matches("sha256:");
+        let row = listing
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(tag))
+            .unwrap_or_else(|| panic!("{tag} missing from notary list:\n{listing}"));
+        assert!(row.contains(hex) && row.contains(&s.to_string()), "{row}");
+    }
+    let out = notary(&env, &["lookup", &repo, "v2"]);
+    assert_success(&out, "notary lookup");
+    assert!(stdout(&out).contains(digest2.trim_start_matches("sha256:")));
+
+    // docker trust inspect agrees, and our inspect prints the same document.
+    let out = run(env.docker().args(["trust", "inspect", &repo]));
+    assert_success(&out, "docker trust inspect");
+    let theirs = json(&out);
+    assert_eq!(theirs[0]["SignedTags"][0]["SignedTag"], "v1");
+    assert_eq!(
+        theirs[0]["SignedTags"][0]["Digest"],
+        digest.trim_start_matches("sha256:")
+    );
+    assert_eq!(
+        theirs[0]["SignedTags"][1]["Digest"],
+        digest2.trim_start_matches("sha256:")
+    );
+    let out = run(env.plugin().args(["inspect", &repo]));
+    assert_success(&out, "trustacr inspect");
+    assert_eq!(json(&out), theirs);
+
+    // And verify resolves the tag to the pushed digest.
+    let out = run(env.plugin().args(["verify", &format!("{repo}:v2")]));
+    assert_success(&out, "trustacr verify");
+    assert_eq!(stdout(&out).trim(), digest2);
+}
+
+#[test]
+fn signing_again_updates_the_repository_and_keeps_earlier_tags() {
+    let env = trust_env();
+    let repo = unique_repo("resign");
+    let (d1, _) = push_image(&env, &format!("{repo}:v1"), "one");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:v1")])),
+        "sign v1",
+    );
+    let (d2, _) = push_image(&env, &format!("{repo}:v1"), "one, rebuilt");
+    let (d3, _) = push_image(&env, &format!("{repo}:v3"), "three");
+    let out = run(env
+        .plugin()
+        .args(["sign", &format!("{repo}:v1"), &format!("{repo}:v3")]));
+    assert_success(&out, "sign again");
+    assert!(
+        !stdout(&out).contains("Finished initializing"),
+        "{}",
+        stdout(&out)
+    );
+    assert_ne!(d1, d2);
+    let out = run(env
+        .plugin()
+        .args(["verify", "--format", "json", &format!("{repo}:v1")]));
+    assert_success(&out, "verify v1");
+    let v = json(&out);
+    assert_eq!(v["digest"], d2.as_str());
+    assert_eq!(v["role"], "targets");
+    let out = run(env
+        .docker()
+        .args(["trust", "inspect", &format!("{repo}:v3")]));
+    assert_success(&out, "docker trust inspect v3");
+    assert_eq!(
+        json(&out)[0]["SignedTags"][0]["Digest"],
+        d3.trim_start_matches("sha256:")
+    );
+}
+
+#[test]
+fn revoke_removes_the_tag_for_every_client() {
+    let env = trust_env();
+    let repo = unique_repo("revoke");
+    push_image(&env, &format!("{repo}:keep"), "keep");
+    push_image(&env, &format!("{repo}:drop"), "drop");
+    assert_success(
+        &run(env
+            .plugin()
+            .args(["sign", &format!("{repo}:keep"), &format!("{repo}:drop")])),
+        "sign",
+    );
+    let out = run(env.plugin().args(["revoke", &format!("{repo}:drop")]));
+    assert_success(&out, "revoke");
+    assert!(stdout(&out).contains(&format!("Successfully deleted signature for {repo}:drop")));
+
+    let out = notary(&env, &["list", &repo]);
+    assert_success(&out, "notary list");
+    assert!(
+        stdout(&out).contains("keep") && !stdout(&out).contains("drop"),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(env.plugin().args(["verify", &format!("{repo}:drop")]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("No valid trust data for drop"),
+        "{}",
+        stderr(&out)
+    );
+    // Revoking what is not signed is an error, and changes nothing.
+    let out = run(env.plugin().args(["revoke", &format!("{repo}:drop")]));
+    assert!(!out.status.success());
+    // Without a tag, --yes is required.
+    let out = run(env.plugin().args(["revoke", &repo]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn repository_without_trust_data_is_reported_and_nothing_is_cached() {
+    let env = trust_env();
+    let repo = unique_repo("none");
+    let out = run(env.plugin().args(["verify", &format!("{repo}:v1")]));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("remote trust data does not exist"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!env.config.join("trust/tuf").join(&repo).exists());
+}
+
+#[test]
+fn notary_cli_repository_with_delegation_and_root_rotation_verifies() {
+    let env = trust_env();
+    let gun = unique_repo("notarycli");
+    let payload = env.home.join("payload.txt");
+    std::fs::write(&payload, "signed by the notary CLI\n").unwrap();
+    let payload_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&payload).unwrap()))
+    };
+    let p = payload.to_str().unwrap();
+    assert_success(&notary(&env, &["init", &gun, "-p"]), "notary init");
+    assert_success(&notary(&env, &["add", &gun, "v1", p, "-p"]), "notary add");
+
+    // A targets/releases delegation, as docker's signer model has it.
+    let rel = env.home.join("rel");
+    assert_success(
+        &notary(
+            &env,
+            &[
+                "key",
+                "generate",
+                "ecdsa",
+                "--role",
+                "targets/releases",
+                "-o",
+                rel.to_str().unwrap(),
+            ],
+        ),
+        "notary key generate",
+    );
+    assert_success(
+        &notary(
+            &env,
+            &[
+                "delegation",
+                "add",
+                &gun,
+                "targets/releases",
+                &format!("{}.pem", rel.display()),
+                "--all-paths",
+                "-p",
+            ],
+        ),
+        "notary delegation add",
+    );
+    // notary key generate -o writes the private key to a file; put it where notary looks.
+    let private = std::fs::read_dir(env.home.join(".notary/private"))
+        .unwrap()
+        .count();
+    assert!(private > 0);
+    let out = run(env.plugin().args(["verify", &format!("{gun}:v1")]));
+    assert_success(&out, "verify before rotation");
+    assert_eq!(stdout(&out).trim(), format!("sha256:{payload_sha}"));
+
+    // Rotate the root: our cached (pinned) root must lead to the new one by the chain.
+    let mut rotate = env.cmd("notary");
+    rotate
+        .arg("-d")
+        .arg(env.home.join(".notary"))
+        .args(["-s", &stack().notary_url, "--tlscacert"])
+        .arg(&stack().notary_ca)
+        .args(["key", "rotate", &gun, "root"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = rotate.spawn().unwrap();
+    {
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(b"yes\n").unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_success(&out, "notary key rotate root");
+
+    let out = run(env.plugin().args(["inspect", &gun]));
+    assert_success(&out, "inspect after rotation");
+    let v = json(&out);
+    assert_eq!(v[0]["SignedTags"][0]["Digest"], payload_sha.as_str());
+    let root = std::fs::read(
+        env.config
+            .join("trust/tuf")
+            .join(&gun)
+            .join("metadata/root.json"),
+    )
+    .unwrap();
+    let root: Value = serde_json::from_slice(&root).unwrap();
+    assert_eq!(
+        root["signed"]["version"], 2,
+        "the cache follows the rotated root"
+    );
+}
+
+#[test]
+fn docker_trust_signed_delegation_verifies_and_inspects_identically() {
+    let env = trust_env();
+    let repo = unique_repo("dockersign");
+    let keys = env.home.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    let out = run(env
+        .docker()
+        .args(["trust", "key", "generate", "alice", "--dir"])
+        .arg(&keys));
+    assert_success(&out, "docker trust key generate");
+    let out = run(env
+        .docker()
+        .args(["trust", "signer", "add", "--key"])
+        .arg(keys.join("alice.pub"))
+        .args(["alice", &repo]));
+    assert_success(&out, "docker trust signer add");
+    let (digest, _) = push_image(&env, &format!("{repo}:v1"), "signed by docker trust");
+    let out = run(env.docker().args(["trust", "sign", &format!("{repo}:v1")]));
+    assert_success(&out, "docker trust sign");
+
+    let out = run(env
+        .plugin()
+        .args(["verify", "--format", "json", &format!("{repo}:v1")]));
+    assert_success(&out, "verify");
+    let v = json(&out);
+    assert_eq!(v["digest"], digest.as_str());
+    assert_eq!(v["role"], "targets/releases");
+
+    let theirs = json(&run(env.docker().args(["trust", "inspect", &repo])));
+    let out = run(env.plugin().args(["inspect", &repo]));
+    assert_success(&out, "inspect");
+    assert_eq!(json(&out), theirs);
+    assert_eq!(theirs[0]["SignedTags"][0]["Signers"][0], "alice");
+}
