@@ -134,7 +134,8 @@ pub enum PublishError {
     },
 }
 
-fn sign_file<T: serde::Serialize>(
+/// Signs `body` with each `(key ID, key)` and returns the file bytes notary-server expects.
+pub fn sign_role<T: serde::Serialize>(
     role: &str,
     body: &T,
     signers: &[(&str, &SigningKey)],
@@ -277,7 +278,7 @@ fn update_files(
     targets.version += 1;
     targets.expires = expires(now, TARGETS_LIFETIME);
     let keyid = key.public().id();
-    let bytes = sign_file("targets", &targets, &[(&keyid, &key)])?;
+    let bytes = sign_role("targets", &targets, &[(&keyid, &key)])?;
     Ok(vec![("targets".into(), bytes)])
 }
 
@@ -360,8 +361,8 @@ async fn init_files(
         version: 1,
     };
     apply(&mut targets, changes);
-    let root_bytes = sign_file("root", &root, &[(&ids[0].1, &root_key)])?;
-    let targets_bytes = sign_file("targets", &targets, &[(&ids[1].1, &targets_key)])?;
+    let root_bytes = sign_role("root", &root, &[(&ids[0].1, &root_key)])?;
+    let targets_bytes = sign_role("targets", &targets, &[(&ids[1].1, &targets_key)])?;
     Ok(vec![
         ("root".into(), root_bytes),
         ("targets".into(), targets_bytes),
