@@ -25,6 +25,11 @@ fn now() -> OffsetDateTime {
     OffsetDateTime::now_utc()
 }
 
+/// Whole-second expiry, so files differing only in content have equal lengths.
+fn exp(d: Duration) -> Expires {
+    Expires((now() + d).replace_nanosecond(0).unwrap())
+}
+
 /// A repository whose every key the test holds.
 struct World {
     server: tempfile::TempDir,
@@ -92,7 +97,7 @@ impl World {
         let root = Root {
             typ: role_type::ROOT.into(),
             consistent_snapshot: false,
-            expires: Expires(now() + Duration::days(3650)),
+            expires: exp(Duration::days(3650)),
             keys,
             roles,
             version: 1,
@@ -128,7 +133,7 @@ impl World {
         let t = Targets {
             typ: role_type::TARGETS.into(),
             delegations,
-            expires: Expires(now() + Duration::days(30)),
+            expires: exp(Duration::days(30)),
             targets: tags
                 .iter()
                 .map(|(n, c)| (n.to_string(), target(c)))
@@ -147,7 +152,7 @@ impl World {
         let t = Targets {
             typ: role_type::TARGETS.into(),
             delegations: Delegations::default(),
-            expires: Expires(now() + Duration::days(30)),
+            expires: exp(Duration::days(30)),
             targets: tags
                 .iter()
                 .map(|(n, c)| (n.to_string(), target(c)))
@@ -169,7 +174,7 @@ impl World {
         }
         let s = Snapshot {
             typ: role_type::SNAPSHOT.into(),
-            expires: Expires(now() + Duration::days(30)),
+            expires: exp(Duration::days(30)),
             meta,
             version,
         };
@@ -184,7 +189,7 @@ impl World {
     fn timestamp(&self, version: u64, snapshot: &[u8], expires_in: Duration) -> Vec<u8> {
         let t = Timestamp {
             typ: role_type::TIMESTAMP.into(),
-            expires: Expires(now() + expires_in),
+            expires: exp(expires_in),
             meta: BTreeMap::from([("snapshot".to_string(), meta_of(snapshot))]),
             version,
         };
@@ -331,9 +336,17 @@ fn snapshot_not_matching_the_timestamp_is_refused() {
     let w = World::new(1);
     let t = w.targets(1, &[("v1", b"m")], None);
     w.publish(1, 1, &t, &[]);
+    // Same length as the listed snapshot (only the version digit differs), other hash.
     let other = w.snapshot(7, &[("targets", &t)]);
     w.write("snapshot", &other);
-    w.refused(|e| matches!(e, VerifyError::HashMismatch { role, parent: "timestamp", .. } | VerifyError::LengthMismatch { role, .. } if role == "snapshot"));
+    w.refused(|e| matches!(e, VerifyError::HashMismatch { role, parent: "timestamp", .. } if role == "snapshot"));
+    // Longer than listed: cut off at the listed length before it is even parsed.
+    w.write("snapshot", &[other.as_slice(), b"    "].concat());
+    let err = w.update().unwrap_err();
+    assert!(
+        err.to_string().contains("snapshot") && err.to_string().contains("more than"),
+        "{err}"
+    );
 }
 
 #[test]

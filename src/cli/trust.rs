@@ -101,7 +101,6 @@ impl TrustRepo {
                     http,
                     auth: Authenticator::new(credential),
                 },
-                requests: Default::default(),
             },
             cache,
             trust: settings.trust_pinning.for_gun(&gun),

@@ -175,6 +175,7 @@ fn connect_tls(
             reason: format!("missing {}", missing.join(", ")),
         });
     };
+    crate::registry::install_crypto_provider();
     Ok(Docker::connect_with_ssl(
         host,
         key,

@@ -61,10 +61,13 @@ impl Cache {
         (bytes.len() as u64 <= self.max_file).then_some(bytes)
     }
 
-    /// Writes verified files.
+    /// Writes verified files; files already cached with the same bytes are left alone.
     pub fn write_all(&self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
         for (role, bytes) in files {
             let path = self.path(role).map_err(std::io::Error::other)?;
+            if std::fs::read(&path).is_ok_and(|old| &old == bytes) {
+                continue;
+            }
             let parent = path.parent().unwrap_or(&self.dir);
             std::fs::create_dir_all(parent)?;
             let tmp = parent.join(format!(

@@ -316,18 +316,41 @@ async fn walk_targets<F: Fetch>(
             // Notary skips delegations the snapshot does not list (never published).
             continue;
         };
+        let signers = Signers {
+            keys: &p.keys,
+            keyids: &p.keyids,
+            threshold: p.threshold,
+            paths: p.paths.as_deref(),
+        };
+        // The cached copy is used when it is exactly what the snapshot lists; verifying it
+        // checks that, so big roles are hashed once. Otherwise the listed file is fetched, and
+        // the cached version is the rollback floor.
         let cached = cache.read(&p.name);
-        let floor = cached.as_deref().and_then(|b| version_of(&p.name, b));
-        let bytes = match cached.filter(|b| check_file_meta(&p.name, "snapshot", meta, b).is_ok()) {
-            Some(b) => b,
+        let from_cache = cached
+            .as_deref()
+            .map(|b| verify::verify_targets(&p.name, &signers, snapshot, b, now, None))
+            .filter(|r| {
+                !matches!(
+                    r,
+                    Err(VerifyError::HashMismatch { .. }
+                        | VerifyError::LengthMismatch { .. }
+                        | VerifyError::MissingMeta { .. })
+                )
+            });
+        let verified = match from_cache {
+            Some(r) => r,
             None => {
+                let floor = cached.as_deref().and_then(|b| version_of(&p.name, b));
                 let fetched = fetch
                     .fetch(&checksum_name(&p.name, meta), limit_for(meta, limits))
                     .await?;
                 match fetched {
                     Some(b) => {
-                        writes.push((p.name.clone(), b.clone()));
-                        b
+                        let r = verify::verify_targets(&p.name, &signers, snapshot, &b, now, floor);
+                        if r.is_ok() {
+                            writes.push((p.name.clone(), b));
+                        }
+                        r
                     }
                     None if is_top => {
                         return Err(ClientError::NotFound {
@@ -345,14 +368,7 @@ async fn walk_targets<F: Fetch>(
                 }
             }
         };
-        let signers = Signers {
-            keys: &p.keys,
-            keyids: &p.keyids,
-            threshold: p.threshold,
-            paths: p.paths.as_deref(),
-        };
-        let targets = match verify::verify_targets(&p.name, &signers, snapshot, &bytes, now, floor)
-        {
+        let targets = match verified {
             Ok(t) => t,
             // As Notary: an expired or under-signed delegation is left out with a warning; the
             // top-level targets role and every other failure are fatal.
@@ -362,7 +378,6 @@ async fn walk_targets<F: Fetch>(
                 | VerifyError::OutsidePaths { .. }),
             ) if !is_top => {
                 tracing::warn!("ignoring delegation {}: {e}", p.name);
-                writes.retain(|(r, _)| r != &p.name);
                 skipped.push((p.name.clone(), e.to_string()));
                 continue;
             }

@@ -55,8 +55,6 @@ pub struct NotaryServer {
     pub gun: String,
     /// HTTP with auth.
     pub client: AuthedClient,
-    /// Number of HTTP requests sent, for the benchmark's request count.
-    pub requests: std::sync::atomic::AtomicUsize,
 }
 
 impl NotaryServer {
@@ -90,8 +88,6 @@ impl NotaryServer {
 impl client::Fetch for NotaryServer {
     async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
         let url = self.url(name);
-        self.requests
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let resp = self
             .client
             .send(&self.pull_scope(), |http| http.get(&url))

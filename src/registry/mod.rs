@@ -85,6 +85,15 @@ pub fn is_loopback_host(host_port: &str) -> bool {
             .is_ok_and(|ip| ip.is_loopback())
 }
 
+/// Makes ring rustls' process-wide crypto provider (once); every TLS client here uses it.
+pub fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // Fails only if another provider was installed first, which is just as good.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}
+
 /// Builds an HTTP client for `server_host` (host:port of the URL) as docker would: CA
 /// certificates from `<config>/tls/<host:port>/*.crt` are added, and when the *registry* is on a
 /// loopback address, certificate checks are skipped as docker's `isInsecure` does.
@@ -93,6 +102,7 @@ pub fn client_for(
     server_host: &str,
     insecure: bool,
 ) -> Result<reqwest::Client, HttpError> {
+    install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         .timeout(Duration::from_secs(120))
@@ -164,10 +174,14 @@ impl AuthedClient {
     }
 
     async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, HttpError> {
-        req.send().await.map_err(|e| HttpError::Unreachable {
+        let unreachable = |e: reqwest::Error| HttpError::Unreachable {
             url: e.url().map(redact).unwrap_or_default(),
             reason: e.without_url().to_string(),
-        })
+        };
+        let request = req.build().map_err(unreachable)?;
+        // One line per request (never headers or query), so `-D` shows what was fetched.
+        tracing::debug!("HTTP {} {}", request.method(), redact(request.url()));
+        self.http.execute(request).await.map_err(unreachable)
     }
 }
 

@@ -314,6 +314,17 @@ impl SignedFile {
         })
     }
 
+    /// `signed` as a typed role, consuming the generic form (no copies of big maps).
+    pub fn into_typed<T: serde::de::DeserializeOwned>(
+        self,
+        role: &str,
+    ) -> Result<T, MetadataError> {
+        T::deserialize(self.signed).map_err(|e| MetadataError::Malformed {
+            role: role.to_string(),
+            reason: e.to_string(),
+        })
+    }
+
     /// `signed` as a typed role.
     pub fn typed<T: serde::de::DeserializeOwned>(&self, role: &str) -> Result<T, MetadataError> {
         T::deserialize(&self.signed).map_err(|e| MetadataError::Malformed {

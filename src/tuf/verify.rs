@@ -555,8 +555,8 @@ pub fn verify_targets(
         })?;
     check_file_meta(role, "snapshot", meta, bytes)?;
     let file = SignedFile::parse(role, bytes)?;
-    let targets: Targets = file.typed(role)?;
     check_threshold(role, &file, signers.keys, signers.keyids, signers.threshold)?;
+    let targets: Targets = file.into_typed(role)?;
     check_type(role, &targets.typ, role_type::TARGETS)?;
     check_version(role, targets.version, trusted_version)?;
     check_expiry(role, &targets.expires, now)?;

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Trust-core benchmarks on the real stack, side by side with the notary CLI and docker trust.
+# Prints figures; asserts nothing (the goals are in the README).
+#
+#   scripts/bench.sh            builds the release binary, starts a stack, runs, stops the stack
+#   RUNS=50 scripts/bench.sh    more repetitions for the warm measurements (default 20)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+if [ -z "${TRUSTACR_STACK_ENV:-}" ]; then
+    cargo build --release --locked --bin docker-trustacr --example bulk_publish >&2
+    exec scripts/stack.sh run "$0" "$@"
+fi
+set -a
+# shellcheck disable=SC1090
+. "$TRUSTACR_STACK_ENV"
+set +a
+
+RUNS=${RUNS:-20}
+B=$PWD/target/release/docker-trustacr
+BULK=$PWD/target/release/examples/bulk_publish
+W=$(mktemp -d)
+trap 'rm -rf "$W"' EXIT
+export HOME=$W/home DOCKER_CONFIG=$W/home/.docker
+export DOCKER_CONTENT_TRUST_SERVER=$TRUSTACR_NOTARY_URL DOCKER_HOST=$TRUSTACR_DOCKER_HOST
+export NOTARY_ROOT_PASSPHRASE=bench-root NOTARY_TARGETS_PASSPHRASE=bench-targets NOTARY_SNAPSHOT_PASSPHRASE=bench-snap
+mkdir -p "$DOCKER_CONFIG"
+NOTARY=(notary -d "$W/notary" -s "$TRUSTACR_NOTARY_URL" --tlscacert "$TRUSTACR_NOTARY_CA")
+REG=$TRUSTACR_REGISTRY
+tag_suffix=$$
+
+# Microseconds one run of "$@" takes; fails loudly if the command fails.
+run_us() {
+    local s e
+    s=$(date +%s%N)
+    if ! "$@" >/dev/null 2>"$W/err"; then
+        echo "bench: command failed: $*" >&2
+        cat "$W/err" >&2
+        exit 1
+    fi
+    e=$(date +%s%N)
+    echo $(((e - s) / 1000))
+}
+# Median in milliseconds of N runs.
+median_ms() {
+    local n=$1
+    shift
+    for _ in $(seq "$n"); do run_us "$@"; done | sort -n |
+        awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2fx", a/b}'; }
+
+push_image() { # REF CONTENT
+    local d=$W/img-$RANDOM
+    mkdir -p "$d"
+    echo "$2" >"$d/f"
+    tar -C "$d" -cf "$d.tar" f
+    docker import "$d.tar" "$1" >/dev/null
+    docker push "$1" >/dev/null
+}
+
+echo "== setup"
+app=$REG/bench/app-$tag_suffix
+push_image "$app:v1" "bench image"
+"$B" sign "$app:v1" >/dev/null
+"$B" verify "$app:v1" >/dev/null
+"${NOTARY[@]}" lookup "$app" v1 >/dev/null
+docker trust inspect "$app:v1" >/dev/null
+
+echo "== 1. verify + resolve one tag, warm cache (median of $RUNS)"
+ours=$(median_ms "$RUNS" "$B" verify "$app:v1")
+nl=$(median_ms "$RUNS" "${NOTARY[@]}" lookup "$app" v1)
+dti=$(median_ms "$RUNS" docker trust inspect "$app:v1")
+printf '  %-42s %8s ms\n' "docker-trustacr verify" "$ours" "notary lookup" "$nl" "docker trust inspect" "$dti"
+echo "  ratio vs notary lookup: $(ratio "$ours" "$nl"), vs docker trust inspect: $(ratio "$ours" "$dti") (goal <= 0.5x)"
+
+echo "== 2. HTTP requests for a warm resolution of an unchanged repository"
+reqs=$("$B" -D verify "$app:v1" 2>&1 >/dev/null | grep -c 'HTTP GET' || true)
+echo "  docker-trustacr verify: $reqs request(s) (goal 1: the timestamp)"
+
+echo "== 3. sign + publish one tag on an existing repository (median of 5)"
+nrepo=$REG/bench/notary-$tag_suffix
+"${NOTARY[@]}" init "$nrepo" -p >/dev/null
+hex=$(printf 'x' | sha256sum | cut -d' ' -f1)
+notary_sign() { "${NOTARY[@]}" addhash "$nrepo" v1 1 --sha256 "$hex" >/dev/null && "${NOTARY[@]}" publish "$nrepo" >/dev/null; }
+ours=$(median_ms 5 "$B" sign "$app:v1")
+theirs=$(median_ms 5 notary_sign)
+printf '  %-42s %8s ms\n' "docker-trustacr sign" "$ours" "notary addhash + notary publish" "$theirs"
+echo "  ratio: $(ratio "$ours" "$theirs") (goal <= 0.5x)"
+
+echo "== 4. 10,000 signed tags: full verification from an empty cache (median of 3)"
+big=$REG/bench/big-$tag_suffix
+"$BULK" "$TRUSTACR_NOTARY_URL" "$big" 10000 >/dev/null
+ours_cold() { rm -rf "$DOCKER_CONFIG/trust/tuf"; "$B" inspect "$big" >/dev/null; }
+notary_cold() { rm -rf "$W/notary-cold"; notary -d "$W/notary-cold" -s "$TRUSTACR_NOTARY_URL" --tlscacert "$TRUSTACR_NOTARY_CA" list "$big" >/dev/null; }
+ours=$(median_ms 3 ours_cold)
+theirs=$(median_ms 3 notary_cold)
+printf '  %-42s %8s ms\n' "docker-trustacr inspect (10,000 tags)" "$ours" "notary list (10,000 tags)" "$theirs"
+echo "  speed-up: $(ratio "$theirs" "$ours") (goal >= 5x)"
+ours=$(median_ms 3 "$B" verify "$big:t9999")
+echo "  docker-trustacr verify of one tag among 10,000, warm: $ours ms"
