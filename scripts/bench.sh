@@ -99,3 +99,34 @@ printf '  %-42s %8s ms\n' "docker-trustacr inspect (10,000 tags)" "$ours" "notar
 echo "  speed-up: $(ratio "$theirs" "$ours") (goal >= 5x)"
 ours=$(median_ms 3 "$B" verify "$big:t9999")
 echo "  docker-trustacr verify of one tag among 10,000, warm: $ours ms"
+
+echo "== 5. push and pull through the engine vs plain docker (median of 3, 4 MB image)"
+big_content=$(head -c 3000000 /dev/urandom | base64 -w0)
+n=0
+fresh_ref() { n=$((n + 1)); echo "$REG/bench/pp-$tag_suffix-$1-$n:v1"; }
+plugin_push() { local r; r=$(fresh_ref plugin); push_local "$r"; "$B" push "$r" >/dev/null; }
+docker_push() { local r; r=$(fresh_ref docker); push_local "$r"; docker push "$r" >/dev/null; }
+push_local() { # make a local image with fresh content under $1 (not pushed)
+    local d=$W/pp-$RANDOM
+    mkdir -p "$d"
+    printf '%s-%s' "$big_content" "$1" >"$d/f"
+    tar -C "$d" -cf "$d.tar" f
+    docker import "$d.tar" "$1" >/dev/null
+}
+ours=$(median_ms 3 plugin_push)
+theirs=$(median_ms 3 docker_push)
+printf '  %-42s %8s ms\n' "docker-trustacr push (push + sign)" "$ours" "docker push" "$theirs"
+echo "  overhead: $(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.1f ms", a-b}') (import time included in both)"
+pull_ref=$(fresh_ref pull)
+push_local "$pull_ref"
+"$B" push "$pull_ref" >/dev/null
+plugin_pull() { docker rmi "$pull_ref" >/dev/null 2>&1 || true; "$B" pull "$pull_ref" >/dev/null; }
+docker_pull() { docker rmi "$pull_ref" >/dev/null 2>&1 || true; docker pull "$pull_ref" >/dev/null; }
+ours=$(median_ms 3 plugin_pull)
+theirs=$(median_ms 3 docker_pull)
+printf '  %-42s %8s ms\n' "docker-trustacr pull (verify + pull + tag)" "$ours" "docker pull" "$theirs"
+echo "  overhead: $(awk -v a="$ours" -v b="$theirs" 'BEGIN {printf "%.1f ms", a-b}')"
+rss_push=$( { /usr/bin/time -f %M "$B" push "$pull_ref" >/dev/null; } 2>&1 | tail -1)
+docker rmi "$pull_ref" >/dev/null 2>&1 || true
+rss_pull=$( { /usr/bin/time -f %M "$B" pull "$pull_ref" >/dev/null; } 2>&1 | tail -1)
+echo "  peak RSS: push $((rss_push / 1024)) MB, pull $((rss_pull / 1024)) MB (goal <= 20 MB)"

@@ -19,7 +19,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
-PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace)
+PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time)
 KEYRING_PASSWORD=trustacr-test-keyring
 READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
 
@@ -37,6 +37,7 @@ cmd_install() {
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
     command -v strace >/dev/null || missing+=(strace)
+    [ -x /usr/bin/time ] || missing+=(time)
     command -v docker-credential-secretservice >/dev/null || missing+=(golang-docker-credential-helpers)
     if [ ${#missing[@]} -eq 0 ]; then
         log "packages present: ${PACKAGES[*]}"

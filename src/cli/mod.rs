@@ -3,6 +3,8 @@
 
 mod info;
 mod inspect;
+mod pull;
+mod push;
 mod revoke;
 mod sign;
 mod trust;
@@ -46,6 +48,10 @@ enum Command {
     /// Show where configuration, the Docker engine, the keyring and trust data are, and whether
     /// each one works.
     Info(info::InfoArgs),
+    /// Push an image through the Docker engine and sign the pushed digest.
+    Push(push::PushArgs),
+    /// Pull the digest that verified trust data signs for a tag, then tag it.
+    Pull(pull::PullArgs),
     /// Sign tags that are already in the registry and publish the trust data.
     Sign(sign::SignArgs),
     /// Print the digest that verified trust data signs for a tag.
@@ -123,6 +129,30 @@ pub enum Error {
         gun: String,
         /// Delegations left out, with why.
         skipped: Vec<(String, String)>,
+    },
+    /// The image was pushed, but signing it failed.
+    #[error(
+        "{reference} was pushed ({digest}) but is NOT signed: {cause}. Sign it with: docker trustacr sign {reference}"
+    )]
+    PushedButUnsigned {
+        /// image:tag
+        reference: String,
+        /// The pushed digest.
+        digest: String,
+        /// Why signing failed.
+        cause: Box<Error>,
+    },
+    /// The engine reports a different digest than the verified one; nothing was tagged.
+    #[error(
+        "{reference}: the engine reports {reported}, not the verified {verified}; the image was not tagged"
+    )]
+    DigestMismatch {
+        /// image:tag
+        reference: String,
+        /// Verified digest.
+        verified: String,
+        /// What the engine said.
+        reported: String,
     },
     /// Arguments are inconsistent.
     #[error("{0}")]
@@ -220,6 +250,8 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         };
         match cli.command {
             Command::Info(args) => args.run(&ctx).await,
+            Command::Push(args) => args.run(&ctx).await,
+            Command::Pull(args) => args.run(&ctx).await,
             Command::Sign(args) => args.run(&ctx).await,
             Command::Verify(args) => args.run(&ctx).await,
             Command::Inspect(args) => args.run(&ctx).await,

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Context, Error};
+use crate::dockercfg::context::resolve_endpoint;
 use crate::dockercfg::{ConfigDir, ConfigFile, credentials};
+use crate::engine::{DEFAULT_TIMEOUT, Engine, engine_credentials};
 use crate::notary::cache::Cache;
 use crate::notary::client::{self, Repo};
 use crate::notary::{self, NotaryServer};
@@ -121,6 +123,20 @@ impl TrustRepo {
             &self.limits,
         )
         .await?)
+    }
+
+    /// The Docker engine docker's own rules choose (flags, env, contexts).
+    pub fn engine(&self, ctx: &Context) -> Result<Engine, Error> {
+        let ep = resolve_endpoint(&ctx.globals, &ctx.env, &self.config_dir, &self.config)?;
+        Ok(Engine::connect(&ep, DEFAULT_TIMEOUT)?)
+    }
+
+    /// The registry credential docker's configuration holds, in the engine's form.
+    pub async fn engine_credentials(
+        &self,
+    ) -> Result<Option<bollard::auth::DockerCredentials>, Error> {
+        let c = credentials::resolve(&self.config, &self.image.registry).await?;
+        Ok(engine_credentials(&c.credential, &self.image.registry))
     }
 
     /// An authenticated client for the image's registry (not the notary server).

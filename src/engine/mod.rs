@@ -3,9 +3,16 @@
 //! This module owns the connection and will own push, pull and tag. It never talks to
 //! registries itself: the engine does that with the credentials we hand it.
 
+pub mod progress;
+
 use std::time::Duration;
 
 use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use futures_util::StreamExt;
+
+use crate::dockercfg::credentials::Credential;
+use progress::Progress;
 
 use crate::dockercfg::context::{EngineEndpoint, TlsSettings, unix_socket_path};
 
@@ -43,6 +50,30 @@ pub enum EngineError {
         host: String,
         /// What is missing.
         reason: String,
+    },
+    /// Pushing failed; nothing was signed.
+    #[error("pushing {reference} failed: {message}")]
+    Push {
+        /// image:tag
+        reference: String,
+        /// The engine's message.
+        message: String,
+    },
+    /// The push stream ended without the digest line.
+    #[error(
+        "the engine pushed {reference} but did not report its digest; check the registry and sign it with `docker trustacr sign {reference}`"
+    )]
+    NoDigest {
+        /// image:tag
+        reference: String,
+    },
+    /// Pulling failed.
+    #[error("pulling {reference} failed: {message}")]
+    Pull {
+        /// image@digest
+        reference: String,
+        /// The engine's message.
+        message: String,
     },
     /// The engine did not answer or answered with an error.
     #[error(
@@ -117,7 +148,8 @@ impl Engine {
         .map_err(|source| EngineError::Unreachable {
             host: endpoint.host.clone(),
             source,
-        })?;
+        })?
+        .with_request_modifier(fix_registry_auth_encoding);
         Ok(Engine { docker, host })
     }
 
@@ -150,6 +182,178 @@ impl Engine {
                 v.arch.unwrap_or_default()
             ),
         })
+    }
+}
+
+/// The engine decodes `X-Registry-Auth` as base64url and silently ignores a header it cannot
+/// decode, pushing or pulling anonymously; bollard 0.21 encodes with the standard alphabet.
+/// Both alphabets pad alike, so swapping the two differing characters is the whole fix.
+fn fix_registry_auth_encoding(mut req: bollard::BollardRequest) -> bollard::BollardRequest {
+    let fixed = req
+        .headers()
+        .get("X-Registry-Auth")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| v.contains(['+', '/']))
+        .map(|v| v.replace('+', "-").replace('/', "_"));
+    if let Some(v) = fixed.and_then(|f| http::HeaderValue::from_str(&f).ok()) {
+        req.headers_mut().insert("X-Registry-Auth", v);
+    }
+    req
+}
+
+/// The engine's form of a registry credential.
+pub fn engine_credentials(credential: &Credential, registry: &str) -> Option<DockerCredentials> {
+    let base = DockerCredentials {
+        serveraddress: Some(registry.to_string()),
+        ..Default::default()
+    };
+    match credential {
+        Credential::Anonymous => None,
+        Credential::Basic { username, password } => Some(DockerCredentials {
+            username: Some(username.clone()),
+            password: Some(password.expose().to_string()),
+            ..base
+        }),
+        Credential::IdentityToken { username, token } => Some(DockerCredentials {
+            username: username.clone(),
+            identitytoken: Some(token.expose().to_string()),
+            ..base
+        }),
+        Credential::RegistryToken(token) => Some(DockerCredentials {
+            registrytoken: Some(token.expose().to_string()),
+            ..base
+        }),
+    }
+}
+
+/// What a push reported for the tag: the manifest digest and size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    /// `sha256:<hex>`
+    pub digest: String,
+    /// Manifest size in bytes.
+    pub size: u64,
+}
+
+/// Parses the status line `<tag>: digest: <digest> size: <n>` the engine prints after a push
+/// (the aux message carrying the same is dropped by bollard 0.21, and the containerd image store
+/// only prints this line).
+pub fn parse_push_digest(status: &str, tag: &str) -> Option<Pushed> {
+    let rest = status.strip_prefix(tag)?.strip_prefix(": digest: ")?;
+    let (digest, size) = rest.split_once(" size: ")?;
+    let hex = digest.strip_prefix("sha256:")?;
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    Some(Pushed {
+        digest: digest.to_string(),
+        size: size.trim().parse().ok()?,
+    })
+}
+
+impl Engine {
+    /// Pushes `name:tag` and returns the digest and size the engine reports for it.
+    pub async fn push(
+        &self,
+        name: &str,
+        tag: &str,
+        credentials: Option<DockerCredentials>,
+        progress: &mut Progress,
+    ) -> Result<Pushed, EngineError> {
+        let reference = format!("{name}:{tag}");
+        let options = bollard::query_parameters::PushImageOptionsBuilder::default()
+            .tag(tag)
+            .build();
+        let mut stream = self.docker.push_image(name, Some(options), credentials);
+        let mut pushed = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::Push {
+                reference: reference.clone(),
+                message: engine_message(&e),
+            })?;
+            if let Some(status) = info.status.as_deref() {
+                if let Some(p) = parse_push_digest(status, tag) {
+                    pushed = Some(p);
+                }
+                let (current, total) = info
+                    .progress_detail
+                    .as_ref()
+                    .map_or((None, None), |d| (d.current, d.total));
+                progress.update(None, status, current, total);
+            }
+        }
+        pushed.ok_or(EngineError::NoDigest { reference })
+    }
+
+    /// Pulls `name@digest`; returns the digest the engine reported, if it printed one.
+    pub async fn pull_by_digest(
+        &self,
+        name: &str,
+        digest: &str,
+        credentials: Option<DockerCredentials>,
+        progress: &mut Progress,
+    ) -> Result<Option<String>, EngineError> {
+        let reference = format!("{name}@{digest}");
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+            .from_image(name)
+            .tag(digest)
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        let mut reported = None;
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| EngineError::Pull {
+                reference: reference.clone(),
+                message: engine_message(&e),
+            })?;
+            if let Some(status) = info.status.as_deref() {
+                if let Some(d) = status.strip_prefix("Digest: ") {
+                    reported = Some(d.trim().to_string());
+                }
+                let (current, total) = info
+                    .progress_detail
+                    .as_ref()
+                    .map_or((None, None), |d| (d.current, d.total));
+                progress.update(info.id.as_deref(), status, current, total);
+            }
+        }
+        Ok(reported)
+    }
+
+    /// The `RepoDigests` of a local image.
+    pub async fn repo_digests(&self, image: &str) -> Result<Vec<String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| EngineError::Pull {
+                reference: image.to_string(),
+                message: engine_message(&e),
+            })?;
+        Ok(inspect.repo_digests.unwrap_or_default())
+    }
+
+    /// Tags `source` as `repo:tag`.
+    pub async fn tag(&self, source: &str, repo: &str, tag: &str) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::TagImageOptionsBuilder::default()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| EngineError::Pull {
+                reference: source.to_string(),
+                message: format!("tagging as {repo}:{tag}: {}", engine_message(&e)),
+            })
+    }
+}
+
+/// The engine's own message from a bollard error, without bollard's wrapping.
+fn engine_message(e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerStreamError { error } => error.clone(),
+        bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -198,6 +402,36 @@ mod tests {
             source: EndpointSource::HostFlag,
             tls: None,
         }
+    }
+
+    #[test]
+    fn push_digest_line_is_parsed_for_our_tag_only() {
+        let d = "sha256:607f4e9df84045774c852a9617e3bb91d4b3cfb47e0556128787b6805a52f4f1";
+        assert_eq!(
+            parse_push_digest(&format!("v1: digest: {d} size: 523"), "v1"),
+            Some(Pushed {
+                digest: d.into(),
+                size: 523
+            })
+        );
+        assert_eq!(
+            parse_push_digest(&format!("v2: digest: {d} size: 523"), "v1"),
+            None
+        );
+        assert_eq!(
+            parse_push_digest("v1: digest: sha256:zz size: 1", "v1"),
+            None
+        );
+    }
+
+    #[test]
+    fn registry_auth_header_is_rewritten_to_base64url() {
+        let req = http::Request::builder()
+            .header("X-Registry-Auth", "ab+c/d==")
+            .body(bollard::body_full(Default::default()))
+            .unwrap();
+        let fixed = fix_registry_auth_encoding(req);
+        assert_eq!(fixed.headers()["X-Registry-Auth"], "ab-c_d==");
     }
 
     #[test]

@@ -10,5 +10,6 @@ mod cancel;
 mod info;
 mod install;
 mod plugin_protocol;
+mod push_pull;
 mod stack;
 mod trust;
