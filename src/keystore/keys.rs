@@ -198,12 +198,31 @@ pub fn get_or_create(
     name: &KeyName,
     generate: fn() -> Result<SigningKey, KeystoreError>,
 ) -> Result<(SigningKey, bool), KeystoreError> {
+    // Two processes creating the shared root key at once would each sign with their own key
+    // while only one key survives in the keyring: that repository's root key would be lost.
+    // The keyring has no locking, so creation is serialised with a lock file.
+    let _guard = creation_lock();
     if let Some(k) = get(name)? {
         return Ok((k, false));
     }
     let key = generate()?;
     put(name, &key)?;
     Ok((key, true))
+}
+
+/// An exclusive lock held while a key is looked up and created; released on drop. Without a
+/// usable lock file the creation goes ahead unlocked rather than failing.
+fn creation_lock() -> Option<std::fs::File> {
+    let path = std::env::temp_dir().join("docker-trustacr-keyring.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .or_else(|_| std::fs::File::open(&path))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 #[cfg(test)]

@@ -28,8 +28,9 @@ use crate::tuf::x509;
 pub const ROOT_LIFETIME: Duration = Duration::days(3650);
 /// Targets lifetime (notary: 3 years).
 pub const TARGETS_LIFETIME: Duration = Duration::days(3 * 365);
-/// Attempts when the server reports a concurrent publish.
-const ATTEMPTS: usize = 3;
+/// Attempts when the server reports a concurrent publish. Each retry waits a random
+/// 20–220 ms times the attempt number, so racing signers spread out instead of colliding again.
+const ATTEMPTS: usize = 8;
 
 /// One change to a repository's targets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +213,10 @@ pub async fn publish(
             Upload::Done => break,
             Upload::Conflict => {
                 tracing::info!("{gun} changed on the server; fetching it again");
+                let mut r = [0u8; 1];
+                let _ = getrandom::fill(&mut r);
+                let wait = (20 + u64::from(r[0]) * 200 / 255) * attempt as u64;
+                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 continue;
             }
         }

@@ -95,7 +95,8 @@ pub fn install_crypto_provider() {
 }
 
 /// Builds an HTTP client for `server_host` (host:port of the URL) as docker would: CA
-/// certificates from `<config>/tls/<host:port>/*.crt` are added, and when the *registry* is on a
+/// certificates from `<config>/tls/<host:port>/*.crt` are added, a client certificate
+/// `*.cert` + `*.key` from there is presented, and when the *registry* is on a
 /// loopback address, certificate checks are skipped as docker's `isInsecure` does.
 pub fn client_for(
     config_dir: &Path,
@@ -124,6 +125,27 @@ pub fn client_for(
     }
     if !extra.is_empty() {
         builder = builder.tls_certs_merge(extra);
+    }
+    // A client certificate, as docker reads it: `<name>.cert` with `<name>.key` beside it.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten() {
+            let cert = e.path();
+            if cert.extension().is_none_or(|x| x != "cert") {
+                continue;
+            }
+            let key = cert.with_extension("key");
+            let (Ok(c), Ok(k)) = (std::fs::read(&cert), std::fs::read(&key)) else {
+                return Err(HttpError::Setup(format!(
+                    "{} needs its private key {} beside it",
+                    cert.display(),
+                    key.display()
+                )));
+            };
+            let identity = reqwest::Identity::from_pem(&[c, k].concat())
+                .map_err(|e| HttpError::Setup(format!("{}: {e}", cert.display())))?;
+            builder = builder.identity(identity);
+            break;
+        }
     }
     if insecure {
         builder = builder.tls_danger_accept_invalid_certs(true);

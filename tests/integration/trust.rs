@@ -374,3 +374,98 @@ fn docker_trust_signed_delegation_verifies_and_inspects_identically() {
     assert_eq!(json(&out), theirs);
     assert_eq!(theirs[0]["SignedTags"][0]["Signers"][0], "alice");
 }
+
+#[test]
+fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
+    // A registry name that is not loopback, so docker's insecure rule does not apply.
+    let env = trust_env();
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let gun = format!("trust.test/tls-{}-{n}", std::process::id());
+    let payload = env.home.join("p.txt");
+    std::fs::write(&payload, "tls").unwrap();
+    assert_success(&notary(&env, &["init", &gun, "-p"]), "notary init");
+    assert_success(
+        &notary(&env, &["add", &gun, "v1", payload.to_str().unwrap(), "-p"]),
+        "notary add",
+    );
+
+    let out = run(env.plugin().args(["verify", &format!("{gun}:v1")]));
+    assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");
+    assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
+    assert!(!env.config.join("trust/tuf").join(&gun).exists());
+
+    let host_port = stack()
+        .notary_url
+        .trim_start_matches("https://")
+        .to_string();
+    let dir = env.config.join("tls").join(host_port);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(&stack().notary_ca, dir.join("ca.crt")).unwrap();
+    let out = run(env.plugin().args(["verify", &format!("{gun}:v1")]));
+    assert_success(&out, "verify with the CA in tls/<host:port>/");
+}
+
+#[test]
+fn concurrent_signers_of_one_repository_both_land() {
+    let env = trust_env();
+    let repo = unique_repo("race");
+    push_image(&env, &format!("{repo}:base"), "base");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:base")])),
+        "sign base",
+    );
+    let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
+    for t in &tags {
+        push_image(&env, &format!("{repo}:{t}"), t);
+    }
+    // Separate trust caches, as on separate machines sharing the keyring entry for the repo.
+    let children: Vec<_> = tags
+        .iter()
+        .map(|t| {
+            let cfg = env.home.join(format!("cfg-{t}"));
+            std::fs::create_dir_all(&cfg).unwrap();
+            env.plugin()
+                .env("DOCKER_CONFIG", &cfg)
+                .args(["sign", &format!("{repo}:{t}")])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_success(&out, "concurrent sign");
+    }
+    let out = notary(&env, &["list", &repo]);
+    assert_success(&out, "notary list");
+    for t in tags.iter().chain(std::iter::once(&"base".to_string())) {
+        assert!(
+            stdout(&out)
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(t)),
+            "{t} missing:\n{}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn unreachable_keyring_stops_signing_before_anything_is_published() {
+    let mut env = trust_env();
+    let repo = unique_repo("nokeyring");
+    push_image(&env, &format!("{repo}:v1"), "k");
+    env.set("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot reach the OS keyring") && err.contains("dbus-run-session"),
+        "{err}"
+    );
+    let out = notary(&env, &["list", &repo]);
+    assert!(
+        format!("{}{}", stdout(&out), stderr(&out)).contains("does not have trust data"),
+        "nothing may be published without keys"
+    );
+}
