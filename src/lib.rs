@@ -15,9 +15,11 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod acr;
 pub mod cli;
 pub mod dockercfg;
 pub mod engine;
+pub mod entra;
 pub mod keystore;
 pub mod notary;
 pub mod plugin;

@@ -3,6 +3,7 @@
 
 mod info;
 mod inspect;
+mod login;
 mod pull;
 mod push;
 mod revoke;
@@ -39,6 +40,8 @@ verifies Docker Content Trust (Notary v1) data that `notary` and `docker trust` 
 #[derive(Debug, Parser)]
 #[command(version, about = ABOUT, arg_required_else_help = true, disable_help_subcommand = false)]
 struct Cli {
+    #[command(flatten)]
+    entra: crate::entra::EntraOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -52,6 +55,11 @@ enum Command {
     Push(push::PushArgs),
     /// Pull the digest that verified trust data signs for a tag, then tag it.
     Pull(pull::PullArgs),
+    /// Sign in to an Azure Container Registry with Entra ID and store the ACR token in docker's
+    /// credential helper.
+    Login(login::LoginArgs),
+    /// Remove the stored ACR token of a registry.
+    Logout(login::LogoutArgs),
     /// Sign tags that are already in the registry and publish the trust data.
     Sign(sign::SignArgs),
     /// Print the digest that verified trust data signs for a tag.
@@ -82,6 +90,8 @@ pub struct Context {
     pub env: Environment,
     /// Resolves when the command must stop.
     pub cancel: Cancellation,
+    /// Entra sign-in options.
+    pub entra: crate::entra::EntraOptions,
 }
 
 /// Every way a command can fail, one variant per layer.
@@ -154,9 +164,33 @@ pub enum Error {
         /// What the engine said.
         reported: String,
     },
+    /// ACR sign-in failed.
+    #[error(transparent)]
+    Acr(#[from] crate::acr::AcrError),
+    /// The identity lacks a role; found before anything was sent.
+    #[error(
+        "your identity lacks {role} on {registry}: its token for {scope} does not grant push, so nothing was sent. Ask an owner of the registry to run: az role assignment create --role {role} --assignee <your app or principal id> --scope $(az acr show --name <registry name> --query id --output tsv); then sign in again (cached ACR tokens carry the old roles: docker trustacr logout {registry})"
+    )]
+    MissingRole {
+        /// AcrImageSigner or AcrPush.
+        role: &'static str,
+        /// Login server.
+        registry: String,
+        /// Scope that was asked for.
+        scope: String,
+    },
+    /// Admin users and repository-scoped tokens cannot sign on ACR.
+    #[error(
+        "{registry}: signing needs a Microsoft Entra identity with AcrImageSigner; the credential in docker's configuration is a username and password (the admin account or a repository-scoped token), which ACR does not allow to sign. Sign in with Entra (service principal, workload or managed identity, or az login)"
+    )]
+    AcrLimitation {
+        /// Login server.
+        registry: String,
+    },
     /// Arguments are inconsistent.
     #[error("{0}")]
     Usage(String),
+
     /// The command was cancelled; nothing was left half-done.
     #[error("{0}; stopped before finishing, nothing was changed")]
     Cancelled(CancelReason),
@@ -247,12 +281,15 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             globals: inv.globals,
             env: Environment::from_process(),
             cancel,
+            entra: cli.entra,
         };
         match cli.command {
             Command::Info(args) => args.run(&ctx).await,
             Command::Push(args) => args.run(&ctx).await,
             Command::Pull(args) => args.run(&ctx).await,
             Command::Sign(args) => args.run(&ctx).await,
+            Command::Login(args) => args.run(&ctx).await,
+            Command::Logout(args) => args.run(&ctx).await,
             Command::Verify(args) => args.run(&ctx).await,
             Command::Inspect(args) => args.run(&ctx).await,
             Command::Revoke(args) => args.run(&ctx).await,

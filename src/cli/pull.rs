@@ -65,7 +65,7 @@ impl PullArgs {
             });
         }
         let engine = t.engine(ctx)?;
-        let creds = t.engine_credentials().await?;
+        let creds = t.engine_credentials();
         let name = image.name();
         let n = targets.len();
         for (i, (tag, target)) in targets.iter().enumerate() {

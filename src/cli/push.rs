@@ -35,8 +35,9 @@ impl PushArgs {
         tokio::task::spawn_blocking(keystore::ensure_store)
             .await
             .map_err(|e| Error::Usage(format!("keyring check failed: {e}")))??;
+        t.check_can_sign(true).await?;
         let engine = t.engine(ctx)?;
-        let creds = t.engine_credentials().await?;
+        let creds = t.engine_credentials();
         let mut progress = Progress::stdout();
         let pushed = cancellable(&ctx.cancel, async {
             Ok(engine

@@ -29,6 +29,7 @@ impl RevokeArgs {
         }
         cancellable(&ctx.cancel, async {
             let t = TrustRepo::open(ctx, &image).await?;
+            t.check_can_sign(false).await?;
             let repo = t.update().await?;
             let signed: Vec<String> = repo
                 .role("targets")

@@ -52,6 +52,7 @@ impl SignArgs {
 /// Signs `images` (all of one repository) in one publish.
 pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<(), Error> {
     let t = TrustRepo::open(ctx, &images[0]).await?;
+    t.check_can_sign(false).await?;
     let (registry, base) = t.registry_client().await?;
     let mut changes = Vec::new();
     for image in images {

@@ -7,7 +7,9 @@ use serde::Deserialize;
 use time::OffsetDateTime;
 
 use super::{Context, Error};
+use crate::acr;
 use crate::dockercfg::context::resolve_endpoint;
+use crate::dockercfg::credentials::Credential;
 use crate::dockercfg::{ConfigDir, ConfigFile, credentials};
 use crate::engine::{DEFAULT_TIMEOUT, Engine, engine_credentials};
 use crate::notary::cache::Cache;
@@ -27,6 +29,9 @@ pub struct Settings {
     /// Root pinning instead of trust on first use.
     #[serde(default)]
     pub trust_pinning: TrustPinning,
+    /// Registries to treat as ACR besides `*.azurecr.io` and the sovereign suffixes.
+    #[serde(default)]
+    pub acr_registries: Vec<String>,
 }
 
 /// Pins: `certs` maps a GUN, or a prefix ending in `*`, to root certificate key IDs (the IDs
@@ -71,6 +76,8 @@ pub struct TrustRepo {
     pub config: ConfigFile,
     /// docker's config dir.
     pub config_dir: ConfigDir,
+    /// Whether the registry is ACR (Entra sign-in, role diagnostics).
+    pub acr: bool,
 }
 
 impl TrustRepo {
@@ -86,10 +93,33 @@ impl TrustRepo {
             notary::server_url(server_env.as_deref(), &image.registry).map_err(Error::Usage)?;
         let insecure = registry::is_loopback_host(&image.registry);
         let http = registry::client_for(&config_dir.path, &notary::host_port(&base), insecure)?;
-        // Docker authenticates to the notary server with the registry's credentials.
-        let credential = credentials::resolve(&config, &image.registry)
-            .await?
-            .credential;
+        // Docker authenticates to the notary server with the registry's credentials; on ACR we
+        // sign in with Entra ID ourselves and fall back to docker's credentials.
+        let acr = acr::is_acr(&image.registry, &settings.acr_registries);
+        let credential = if acr {
+            let http = registry::client_for(&config_dir.path, &image.registry, insecure)?;
+            let base = format!("https://{}", image.registry);
+            match acr::refresh_token(&http, &base, &image.registry, &ctx.entra).await {
+                Ok(token) => Credential::IdentityToken {
+                    username: Some(acr::NULL_GUID.to_string()),
+                    token,
+                },
+                Err(e) => {
+                    let docker = credentials::resolve(&config, &image.registry)
+                        .await?
+                        .credential;
+                    if docker == Credential::Anonymous {
+                        return Err(e.into());
+                    }
+                    tracing::warn!("{e}; using the credential in docker's configuration instead");
+                    docker
+                }
+            }
+        } else {
+            credentials::resolve(&config, &image.registry)
+                .await?
+                .credential
+        };
         let limits = Limits::default();
         let gun = image.gun();
         let cache = Cache::new(&config_dir.trust_dir(), &gun, limits.metadata)
@@ -109,7 +139,48 @@ impl TrustRepo {
             limits,
             config,
             config_dir,
+            acr,
         })
+    }
+
+    /// On ACR, checks before anything is sent that the identity may push `roles` need:
+    /// `push` on the repository (AcrPush) when `image` is set, and `push` on the Notary GUN
+    /// (AcrImageSigner) always. The token fetched for the check is reused for the upload.
+    pub async fn check_can_sign(&self, also_push_image: bool) -> Result<(), Error> {
+        if !self.acr {
+            return Ok(());
+        }
+        let Credential::IdentityToken { token, .. } = self.server.client.auth.credential() else {
+            // Admin users and repository-scoped tokens cannot sign on ACR.
+            return Err(Error::AcrLimitation {
+                registry: self.image.registry.clone(),
+            });
+        };
+        let http = &self.server.client.http;
+        let base = format!("https://{}", self.image.registry);
+        let gun = &self.server.gun;
+        let scope = format!("repository:{gun}:pull,push");
+        let t = acr::access_token(http, &base, &self.image.registry, token, &scope).await?;
+        if !t.grants(gun, "push") {
+            return Err(Error::MissingRole {
+                role: "AcrImageSigner",
+                registry: self.image.registry.clone(),
+                scope,
+            });
+        }
+        self.server.client.auth.preload(&scope, t.token);
+        if also_push_image {
+            let scope = format!("repository:{}:pull,push", self.image.repository);
+            let t = acr::access_token(http, &base, &self.image.registry, token, &scope).await?;
+            if !t.grants(&self.image.repository, "push") {
+                return Err(Error::MissingRole {
+                    role: "AcrPush",
+                    registry: self.image.registry.clone(),
+                    scope,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Fetches and verifies the repository's trust data.
@@ -132,11 +203,8 @@ impl TrustRepo {
     }
 
     /// The registry credential docker's configuration holds, in the engine's form.
-    pub async fn engine_credentials(
-        &self,
-    ) -> Result<Option<bollard::auth::DockerCredentials>, Error> {
-        let c = credentials::resolve(&self.config, &self.image.registry).await?;
-        Ok(engine_credentials(&c.credential, &self.image.registry))
+    pub fn engine_credentials(&self) -> Option<bollard::auth::DockerCredentials> {
+        engine_credentials(self.server.client.auth.credential(), &self.image.registry)
     }
 
     /// An authenticated client for the image's registry (not the notary server).
@@ -144,9 +212,7 @@ impl TrustRepo {
         let insecure = registry::is_loopback_host(&self.image.registry);
         let http = registry::client_for(&self.config_dir.path, &self.image.registry, insecure)?;
         let base = registry::registry_base_url(&http, &self.image.registry).await;
-        let credential = credentials::resolve(&self.config, &self.image.registry)
-            .await?
-            .credential;
+        let credential = self.server.client.auth.credential().clone();
         Ok((
             AuthedClient {
                 http,

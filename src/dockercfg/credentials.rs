@@ -277,6 +277,81 @@ struct HelperAnswer {
     secret: String,
 }
 
+/// The credential helper docker would use for `registry_host`: `credHelpers[host]`, else
+/// `credsStore`.
+pub fn configured_helper(config: &ConfigFile, registry_host: &str) -> Option<String> {
+    let key = config_key(registry_host);
+    config
+        .cred_helpers
+        .get(&key)
+        .cloned()
+        .or_else(|| config.creds_store.clone().filter(|h| !h.is_empty()))
+}
+
+/// Runs `docker-credential-<helper> <action>` with `input` on stdin; returns stdout.
+async fn helper_call(helper: &str, action: &str, input: &[u8]) -> Result<Vec<u8>, CredentialError> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = tokio::process::Command::new(&program)
+        .arg(action)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| CredentialError::HelperMissing {
+            helper: helper.to_string(),
+            source,
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(input).await;
+    }
+    let mut out = Vec::new();
+    if let Some(stdout) = child.stdout.take() {
+        let _ = stdout.take(MAX_HELPER_OUTPUT).read_to_end(&mut out).await;
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|source| CredentialError::HelperMissing {
+            helper: helper.to_string(),
+            source,
+        })?;
+    if !status.success() {
+        return Err(CredentialError::HelperFailed {
+            helper: helper.to_string(),
+            server: action.to_string(),
+            message: String::from_utf8_lossy(&out).trim().to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// Stores an identity (refresh) token through a credential helper, as `docker login` and
+/// `az acr login` do: username `<token>` marks the secret as an identity token.
+pub async fn helper_store_identity_token(
+    helper: &str,
+    server: &str,
+    token: &Secret,
+) -> Result<(), CredentialError> {
+    let payload = serde_json::json!({
+        "ServerURL": server,
+        "Username": TOKEN_USERNAME,
+        "Secret": token.expose(),
+    });
+    let bytes = zeroize::Zeroizing::new(payload.to_string().into_bytes());
+    helper_call(helper, "store", &bytes).await.map(|_| ())
+}
+
+/// Erases `server`'s credential from a helper; a missing one is not an error.
+pub async fn helper_erase(helper: &str, server: &str) -> Result<(), CredentialError> {
+    match helper_call(helper, "erase", server.as_bytes()).await {
+        Err(CredentialError::HelperFailed { message, .. }) if message.contains("not found") => {
+            Ok(())
+        }
+        other => other.map(|_| ()),
+    }
+}
+
 /// Runs `docker-credential-<helper> get` for `server`.
 async fn helper_get(helper: &str, server: &str) -> Result<Credential, CredentialError> {
     let program = format!("docker-credential-{helper}");

@@ -167,6 +167,18 @@ impl Authenticator {
             .map(Authorization::Bearer)
     }
 
+    /// Seeds the token for `scope`, e.g. one already fetched to check its permissions.
+    pub fn preload(&self, scope: &str, token: Secret) {
+        if let Ok(mut cache) = self.tokens.lock() {
+            cache.insert(scope.to_string(), token);
+        }
+    }
+
+    /// The credential in use.
+    pub fn credential(&self) -> &Credential {
+        &self.credential
+    }
+
     fn basic(&self) -> Option<Secret> {
         match &self.credential {
             Credential::Basic { username, password } => Some(Secret::new(

@@ -1,0 +1,69 @@
+//! `login REGISTRY` / `logout REGISTRY`: sign in to ACR with Entra ID and store the ACR refresh
+//! token through docker's credential helper, as `az acr login` does, so plain `docker pull`
+//! works too. Tokens are never written to config.json: without a credential helper, `login`
+//! says how to configure one.
+
+use super::{Context, Error, cancellable};
+use crate::acr;
+use crate::dockercfg::ConfigDir;
+use crate::dockercfg::credentials::{self, configured_helper};
+use crate::registry;
+
+/// Arguments of `login`.
+#[derive(Debug, clap::Args)]
+pub struct LoginArgs {
+    /// The registry's login server, e.g. myregistry.azurecr.io.
+    #[arg(value_name = "REGISTRY")]
+    registry: String,
+}
+
+/// Arguments of `logout`.
+#[derive(Debug, clap::Args)]
+pub struct LogoutArgs {
+    /// The registry's login server.
+    #[arg(value_name = "REGISTRY")]
+    registry: String,
+}
+
+impl LoginArgs {
+    /// Runs the command.
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let config_dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
+        let config = config_dir.load()?;
+        let Some(helper) = configured_helper(&config, &self.registry) else {
+            return Err(Error::Usage(format!(
+                "docker's config ({}) names no credential helper, and docker trustacr does not write tokens into config.json. Add one, e.g. \"credsStore\": \"secretservice\" (Linux), \"osxkeychain\" (macOS) or \"wincred\" (Windows), then log in again",
+                config_dir.config_file().display()
+            )));
+        };
+        let registry = self.registry.clone();
+        cancellable(&ctx.cancel, async {
+            let insecure = registry::is_loopback_host(&registry);
+            let http = registry::client_for(&config_dir.path, &registry, insecure)?;
+            let base = format!("https://{registry}");
+            let token = acr::refresh_token(&http, &base, &registry, &ctx.entra).await?;
+            credentials::helper_store_identity_token(&helper, &registry, &token).await?;
+            Ok(())
+        })
+        .await?;
+        println!("Login Succeeded");
+        Ok(())
+    }
+}
+
+impl LogoutArgs {
+    /// Runs the command.
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let config_dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
+        let config = config_dir.load()?;
+        println!("Removing login credentials for {}", self.registry);
+        if let Some(helper) = configured_helper(&config, &self.registry) {
+            credentials::helper_erase(&helper, &self.registry).await?;
+        }
+        let registry = self.registry.clone();
+        tokio::task::spawn_blocking(move || acr::forget_refresh(&registry))
+            .await
+            .map_err(|e| Error::Usage(format!("keyring task failed: {e}")))??;
+        Ok(())
+    }
+}
