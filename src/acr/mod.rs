@@ -153,6 +153,40 @@ async fn error_detail(resp: reqwest::Response) -> (u16, String) {
     (status, detail)
 }
 
+/// How a token endpoint answered a form POST.
+enum Answer {
+    /// 2xx with this body.
+    Ok(Vec<u8>),
+    /// Refused with this status and ACR's message.
+    Refused(u16, String),
+}
+
+async fn post_form(
+    http: &reqwest::Client,
+    url: &str,
+    registry: &str,
+    form: &[(&str, &str)],
+) -> Result<Answer, AcrError> {
+    let unreachable = |reason: String| AcrError::Unreachable {
+        registry: registry.to_string(),
+        reason,
+    };
+    let resp = http
+        .post(url)
+        .form(form)
+        .send()
+        .await
+        .map_err(|e| unreachable(e.without_url().to_string()))?;
+    if !resp.status().is_success() {
+        let (status, detail) = error_detail(resp).await;
+        return Ok(Answer::Refused(status, detail));
+    }
+    read_limited(resp, MAX_RESPONSE)
+        .await
+        .map(Answer::Ok)
+        .map_err(|e| unreachable(e.to_string()))
+}
+
 /// The ACR refresh token for `registry`: from the keyring cache while it is valid, otherwise
 /// by signing in to Entra and exchanging the token. `base_url` is `https://<login server>`.
 pub async fn refresh_token(
@@ -166,39 +200,27 @@ pub async fn refresh_token(
         return Ok(t);
     }
     let entra = entra::acr_token(opts, http.clone()).await?;
+    let tenant = entra.tenant.clone().unwrap_or_default();
     let mut form = vec![
-        ("grant_type", "access_token".to_string()),
-        ("service", registry.to_string()),
-        ("access_token", entra.token.expose().to_string()),
+        ("grant_type", "access_token"),
+        ("service", registry),
+        ("access_token", entra.token.expose()),
     ];
-    if let Some(t) = &entra.tenant {
-        form.push(("tenant", t.clone()));
+    if !tenant.is_empty() {
+        form.push(("tenant", &tenant));
     }
-    let unreachable = |e: reqwest::Error| AcrError::Unreachable {
-        registry: registry.to_string(),
-        reason: e.without_url().to_string(),
+    let url = format!("{base_url}/oauth2/exchange");
+    let body = match post_form(http, &url, registry, &form).await? {
+        Answer::Ok(body) => body,
+        Answer::Refused(status, detail) => {
+            return Err(AcrError::ExchangeRefused {
+                registry: registry.to_string(),
+                source_name: entra.source,
+                status,
+                detail,
+            });
+        }
     };
-    let resp = http
-        .post(format!("{base_url}/oauth2/exchange"))
-        .form(&form)
-        .send()
-        .await
-        .map_err(unreachable)?;
-    if !resp.status().is_success() {
-        let (status, detail) = error_detail(resp).await;
-        return Err(AcrError::ExchangeRefused {
-            registry: registry.to_string(),
-            source_name: entra.source,
-            status,
-            detail,
-        });
-    }
-    let body = read_limited(resp, MAX_RESPONSE)
-        .await
-        .map_err(|e| AcrError::Unreachable {
-            registry: registry.to_string(),
-            reason: e.to_string(),
-        })?;
     let token = serde_json::from_slice::<RefreshResponse>(&body)
         .ok()
         .and_then(|r| r.refresh_token)
@@ -244,30 +266,18 @@ pub async fn access_token(
         ("refresh_token", refresh.expose()),
         ("client_id", "docker-trustacr"),
     ];
-    let resp = http
-        .post(format!("{base_url}/oauth2/token"))
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| AcrError::Unreachable {
-            registry: registry.to_string(),
-            reason: e.without_url().to_string(),
-        })?;
-    if !resp.status().is_success() {
-        let (status, detail) = error_detail(resp).await;
-        return Err(AcrError::TokenRefused {
-            registry: registry.to_string(),
-            scope: scope.to_string(),
-            status,
-            detail,
-        });
-    }
-    let body = read_limited(resp, MAX_RESPONSE)
-        .await
-        .map_err(|e| AcrError::Unreachable {
-            registry: registry.to_string(),
-            reason: e.to_string(),
-        })?;
+    let url = format!("{base_url}/oauth2/token");
+    let body = match post_form(http, &url, registry, &form).await? {
+        Answer::Ok(body) => body,
+        Answer::Refused(status, detail) => {
+            return Err(AcrError::TokenRefused {
+                registry: registry.to_string(),
+                scope: scope.to_string(),
+                status,
+                detail,
+            });
+        }
+    };
     let token = serde_json::from_slice::<AccessResponse>(&body)
         .ok()
         .and_then(|r| r.access_token)

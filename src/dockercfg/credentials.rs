@@ -288,39 +288,53 @@ pub fn configured_helper(config: &ConfigFile, registry_host: &str) -> Option<Str
         .or_else(|| config.creds_store.clone().filter(|h| !h.is_empty()))
 }
 
-/// Runs `docker-credential-<helper> <action>` with `input` on stdin; returns stdout.
-async fn helper_call(helper: &str, action: &str, input: &[u8]) -> Result<Vec<u8>, CredentialError> {
-    let program = format!("docker-credential-{helper}");
-    let mut child = tokio::process::Command::new(&program)
+/// Runs `docker-credential-<helper> <action>` for `server` with `input` on stdin; returns
+/// stdout. Helpers print their errors on stdout, so a failure carries that text.
+async fn helper_call(
+    helper: &str,
+    action: &str,
+    server: &str,
+    input: &[u8],
+) -> Result<Vec<u8>, CredentialError> {
+    let missing = |source| CredentialError::HelperMissing {
+        helper: helper.to_string(),
+        source,
+    };
+    let mut child = tokio::process::Command::new(format!("docker-credential-{helper}"))
         .arg(action)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        // Helpers talk to the user on stderr (e.g. `pass` asking for a GPG passphrase).
         .stderr(Stdio::inherit())
         .kill_on_drop(true)
         .spawn()
-        .map_err(|source| CredentialError::HelperMissing {
-            helper: helper.to_string(),
-            source,
-        })?;
+        .map_err(missing)?;
     if let Some(mut stdin) = child.stdin.take() {
+        // A helper that exits without reading stdin is judged by its exit status below.
         let _ = stdin.write_all(input).await;
     }
     let mut out = Vec::new();
     if let Some(stdout) = child.stdout.take() {
-        let _ = stdout.take(MAX_HELPER_OUTPUT).read_to_end(&mut out).await;
+        stdout
+            .take(MAX_HELPER_OUTPUT)
+            .read_to_end(&mut out)
+            .await
+            .map_err(|e| CredentialError::HelperOutput {
+                helper: helper.to_string(),
+                reason: e.to_string(),
+            })?;
     }
-    let status = child
-        .wait()
-        .await
-        .map_err(|source| CredentialError::HelperMissing {
-            helper: helper.to_string(),
-            source,
-        })?;
+    let status = child.wait().await.map_err(missing)?;
     if !status.success() {
+        let message = String::from_utf8_lossy(&out).trim().to_string();
         return Err(CredentialError::HelperFailed {
             helper: helper.to_string(),
-            server: action.to_string(),
-            message: String::from_utf8_lossy(&out).trim().to_string(),
+            server: server.to_string(),
+            message: if message.is_empty() {
+                format!("exit status {status}")
+            } else {
+                message
+            },
         });
     }
     Ok(out)
@@ -339,12 +353,14 @@ pub async fn helper_store_identity_token(
         "Secret": token.expose(),
     });
     let bytes = zeroize::Zeroizing::new(payload.to_string().into_bytes());
-    helper_call(helper, "store", &bytes).await.map(|_| ())
+    helper_call(helper, "store", server, &bytes)
+        .await
+        .map(|_| ())
 }
 
 /// Erases `server`'s credential from a helper; a missing one is not an error.
 pub async fn helper_erase(helper: &str, server: &str) -> Result<(), CredentialError> {
-    match helper_call(helper, "erase", server.as_bytes()).await {
+    match helper_call(helper, "erase", server, server.as_bytes()).await {
         Err(CredentialError::HelperFailed { message, .. }) if message.contains("not found") => {
             Ok(())
         }
@@ -354,58 +370,16 @@ pub async fn helper_erase(helper: &str, server: &str) -> Result<(), CredentialEr
 
 /// Runs `docker-credential-<helper> get` for `server`.
 async fn helper_get(helper: &str, server: &str) -> Result<Credential, CredentialError> {
-    let program = format!("docker-credential-{helper}");
-    let mut child = tokio::process::Command::new(&program)
-        .arg("get")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        // Helpers talk to the user on stderr (e.g. `pass` asking for a GPG passphrase).
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| CredentialError::HelperMissing {
-            helper: helper.to_string(),
-            source,
-        })?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A helper that exits without reading stdin is judged by its exit status below.
-        let _ = stdin.write_all(server.as_bytes()).await;
-    }
-    let mut out = Vec::new();
-    if let Some(stdout) = child.stdout.take() {
-        stdout
-            .take(MAX_HELPER_OUTPUT)
-            .read_to_end(&mut out)
-            .await
-            .map_err(|e| CredentialError::HelperOutput {
-                helper: helper.to_string(),
-                reason: e.to_string(),
-            })?;
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|source| CredentialError::HelperMissing {
-            helper: helper.to_string(),
-            source,
-        })?;
-    let text = String::from_utf8_lossy(&out);
-    if !status.success() {
-        let message = text.trim().to_string();
+    let out = match helper_call(helper, "get", server, server.as_bytes()).await {
+        Ok(out) => out,
         // docker-credential-helpers' ErrCredentialsNotFound: not an error, just no credential.
-        if message.contains("credentials not found") {
+        Err(CredentialError::HelperFailed { message, .. })
+            if message.contains("credentials not found") =>
+        {
             return Ok(Credential::Anonymous);
         }
-        return Err(CredentialError::HelperFailed {
-            helper: helper.to_string(),
-            server: server.to_string(),
-            message: if message.is_empty() {
-                format!("exit status {status}")
-            } else {
-                message
-            },
-        });
-    }
+        Err(e) => return Err(e),
+    };
     let answer: HelperAnswer =
         serde_json::from_slice(&out).map_err(|e| CredentialError::HelperOutput {
             helper: helper.to_string(),
