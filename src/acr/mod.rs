@@ -199,7 +199,11 @@ pub async fn refresh_token(
         tracing::debug!("using the cached ACR refresh token for {registry}");
         return Ok(t);
     }
-    let entra = entra::acr_token(opts, http.clone()).await?;
+    let entra_http = crate::registry::entra_client().map_err(|e| AcrError::Unreachable {
+        registry: registry.to_string(),
+        reason: e.to_string(),
+    })?;
+    let entra = entra::acr_token(opts, entra_http).await?;
     let tenant = entra.tenant.clone().unwrap_or_default();
     let mut form = vec![
         ("grant_type", "access_token"),
