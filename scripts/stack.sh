@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # The test stack: real dockerd, distribution registry, notary-server (TLS) and a Secret Service
 # keyring (gnome-keyring in its own D-Bus session), all on 127.0.0.1 in one temporary directory.
+# Beside the open registry and notary-server it runs an "ACR": a second registry and
+# notary-server, both with token auth, behind the ACR emulator (tests/acr-emulator), which
+# plays Entra ID and ACR's token service and serves both on one HTTPS host, as ACR does.
 #
 #   scripts/stack.sh install         install the Debian packages the stack needs (root, apt)
 #   scripts/stack.sh run CMD...      start the stack, run CMD with TRUSTACR_STACK_ENV set, stop
@@ -15,10 +18,13 @@
 #                                    still takes the servers down with it.
 #
 # Nothing listens on anything but 127.0.0.1 (and unix sockets inside DIR).
+# TRUSTACR_ACR_EMULATOR=PATH runs that emulator binary instead of target/debug's (built when
+# stale); TRUSTACR_ACR_ACCESS_LIFETIME / TRUSTACR_ACR_REFRESH_LIFETIME set token lifetimes (s).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
+repo=$(cd "$here/.." && pwd)
 PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time)
 KEYRING_PASSWORD=trustacr-test-keyring
 READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
@@ -143,6 +149,168 @@ EOF
     wait_for notary-server $! curl -sf --cacert "$STACK_DIR/tls/ca.pem" "$NOTARY_URL/_notary_server/health"
 }
 
+# --- The ACR: token-auth registry and notary-server behind the emulator -------------------------
+
+# The emulator binary; built (debug) when missing or older than its sources. Cargo does not hold
+# its lock while tests run, so a stack started from inside `cargo test` can build it too.
+emulator_bin() {
+    if [ -n "${TRUSTACR_ACR_EMULATOR:-}" ]; then
+        echo "$TRUSTACR_ACR_EMULATOR"
+        return 0
+    fi
+    local bin=${CARGO_TARGET_DIR:-$repo/target}/debug/acr-emulator
+    if [ ! -x "$bin" ] || [ -n "$(find "$repo/tests/acr-emulator" -newer "$bin" -type f -print -quit)" ]; then
+        log "building the ACR emulator (cargo build -p acr-emulator)"
+        (cd "$repo" && cargo build --locked -p acr-emulator) >&2 || die "building the ACR emulator failed"
+    fi
+    echo "$bin"
+}
+
+guid() {
+    local h
+    h=$(openssl rand -hex 16)
+    echo "${h:0:8}-${h:8:4}-${h:12:4}-${h:16:4}-${h:20:12}"
+}
+
+b64url() { openssl base64 -A | tr '+/' '-_' | tr -d '='; }
+
+# http_status_is CODE URL: the URL answers with that HTTP status.
+http_status_is() {
+    [ "$(curl -s -o /dev/null -w '%{http_code}' --cacert "$STACK_DIR/tls/ca.pem" "$2")" = "$1" ]
+}
+
+start_acr() {
+    local a=$STACK_DIR/acr bin port
+    bin=$(emulator_bin)
+    mkdir -p "$a/registry/data" "$a/notary"
+    ACR_HOST="127.0.0.1:$(free_port)"
+    # The ACR token signing key, self-signed: its certificate is both backends' rootcertbundle.
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj "/CN=Azure Container Registry token signer" -keyout "$a/token.key" -out "$a/token.crt" \
+        -addext "keyUsage=critical,digitalSignature" 2>/dev/null
+    # The emulated Entra ID signs its access tokens with a key of its own.
+    openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$a/entra.key" 2>/dev/null
+
+    port=$(free_port)
+    cat >"$a/registry/config.yml" <<EOF
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: $a/registry/data
+  delete:
+    enabled: true
+http:
+  addr: 127.0.0.1:$port
+auth:
+  token:
+    realm: https://$ACR_HOST/oauth2/token
+    service: $ACR_HOST
+    issuer: Azure Container Registry
+    rootcertbundle: $a/token.crt
+EOF
+    docker-registry serve "$a/registry/config.yml" >"$STACK_DIR/logs/acr-registry.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/acr-registry"
+    ACR_REGISTRY="127.0.0.1:$port"
+    wait_for acr-registry $! http_status_is 401 "http://$ACR_REGISTRY/v2/"
+
+    port=$(free_port)
+    cat >"$a/notary/server.json" <<EOF
+{
+  "server": {
+    "http_addr": "127.0.0.1:$port",
+    "tls_cert_file": "$STACK_DIR/tls/server.crt",
+    "tls_key_file": "$STACK_DIR/tls/server.key"
+  },
+  "trust_service": {"type": "local", "key_algorithm": "ecdsa"},
+  "logging": {"level": "info"},
+  "storage": {"backend": "memory"},
+  "auth": {
+    "type": "token",
+    "options": {
+      "realm": "https://$ACR_HOST/oauth2/token",
+      "service": "$ACR_HOST",
+      "issuer": "Azure Container Registry",
+      "rootcertbundle": "$a/token.crt"
+    }
+  }
+}
+EOF
+    notary-server -config "$a/notary/server.json" -logf logfmt >"$STACK_DIR/logs/acr-notary-server.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/acr-notary-server"
+    ACR_NOTARY_URL="https://127.0.0.1:$port"
+    wait_for acr-notary-server $! curl -sf --cacert "$STACK_DIR/tls/ca.pem" "$ACR_NOTARY_URL/_notary_server/health"
+
+    # One tenant; a signer, a pusher that cannot sign, a reader, and a workload identity
+    # (federated credential) that can push and sign.
+    ACR_TENANT=$(guid)
+    local who id secret oid roles subject=system:serviceaccount:trustacr:ci now
+    local emulator_ids=() test_ids=()
+    for who in signer pusher reader wi; do
+        id=$(guid) oid=$(guid) secret=$(openssl rand -hex 20)
+        case $who in
+            signer | wi) roles='["AcrPush", "AcrImageSigner"]' ;;
+            pusher) roles='["AcrPush"]' ;;
+            reader) roles='["AcrPull"]' ;;
+        esac
+        if [ "$who" = wi ]; then
+            emulator_ids+=("{\"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"federated_subject\": \"$subject\", \"object_id\": \"$oid\", \"roles\": $roles}")
+            test_ids+=("\"$who\": {\"name\": \"trustacr-$who\", \"client_id\": \"$id\", \"federated_subject\": \"$subject\", \"federated_token_file\": \"$a/wi.token\", \"object_id\": \"$oid\", \"roles\": $roles}")
+        else
+            emulator_ids+=("{\"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"client_secret\": \"$secret\", \"object_id\": \"$oid\", \"roles\": $roles}")
+            test_ids+=("\"$who\": {\"name\": \"trustacr-$who\", \"client_id\": \"$id\", \"client_secret\": \"$secret\", \"object_id\": \"$oid\", \"roles\": $roles}")
+        fi
+    done
+    # The federated token a workload finds in AZURE_FEDERATED_TOKEN_FILE. The emulator checks
+    # its subject, audience and expiry, not its signature.
+    now=$(date +%s)
+    {
+        printf '%s' '{"alg":"RS256","typ":"JWT","kid":"trustacr-test-oidc"}' | b64url
+        printf '.'
+        printf '{"iss":"https://oidc.trustacr.test","sub":"%s","aud":["api://AzureADTokenExchange"],"iat":%d,"nbf":%d,"exp":%d}' \
+            "$subject" "$now" "$now" $((now + 30 * 86400)) | b64url
+        printf '.'
+        openssl rand 256 | b64url
+    } >"$a/wi.token"
+
+    (
+        IFS=, # joins the identity arrays below
+        umask 077
+        cat >"$a/emulator.json" <<EOF
+{
+  "listen": "$ACR_HOST",
+  "tls_cert": "$STACK_DIR/tls/server.crt",
+  "tls_key": "$STACK_DIR/tls/server.key",
+  "login_server": "$ACR_HOST",
+  "registry_url": "http://$ACR_REGISTRY",
+  "notary_url": "$ACR_NOTARY_URL",
+  "backend_ca": "$STACK_DIR/tls/ca.pem",
+  "token_key": "$a/token.key",
+  "token_cert": "$a/token.crt",
+  "token_header": "${TRUSTACR_ACR_TOKEN_HEADER:-kid}",
+  "issuer": "Azure Container Registry",
+  "entra_key": "$a/entra.key",
+  "refresh_token_lifetime_secs": ${TRUSTACR_ACR_REFRESH_LIFETIME:-11700},
+  "access_token_lifetime_secs": ${TRUSTACR_ACR_ACCESS_LIFETIME:-4500},
+  "identities": [${emulator_ids[*]}]
+}
+EOF
+        cat >"$a/identities.json" <<EOF
+{
+  "tenant_id": "$ACR_TENANT",
+  "authority_host": "https://$ACR_HOST",
+  "login_server": "$ACR_HOST",
+  "ca": "$STACK_DIR/tls/ca.pem",
+  "identities": {${test_ids[*]}}
+}
+EOF
+    )
+    "$bin" "$a/emulator.json" >"$STACK_DIR/logs/acr-emulator.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/acr-emulator"
+    wait_for acr-emulator $! curl -sf --cacert "$STACK_DIR/tls/ca.pem" "https://$ACR_HOST/_emulator/stats"
+}
+
 secrets_on_bus() {
     dbus-send --session --print-reply --dest=org.freedesktop.DBus /org/freedesktop/DBus \
         org.freedesktop.DBus.NameHasOwner string:org.freedesktop.secrets | grep -q 'boolean true'
@@ -158,14 +326,17 @@ start_keyring() {
     wait_for gnome-keyring $! secrets_on_bus
 }
 
+# Everything start-up leaves a pid file for, in the order to stop it.
+STACK_PROCS="acr-emulator acr-notary-server acr-registry gnome-keyring notary-server registry dockerd"
+
 stop_all() {
     local name pid
-    for name in gnome-keyring notary-server registry dockerd; do
+    for name in $STACK_PROCS; do
         [ -f "$STACK_DIR/pids/$name" ] || continue
         pid=$(cat "$STACK_DIR/pids/$name")
         kill -TERM "$pid" 2>/dev/null || true
     done
-    for name in gnome-keyring notary-server registry dockerd; do
+    for name in $STACK_PROCS; do
         [ -f "$STACK_DIR/pids/$name" ] || continue
         pid=$(cat "$STACK_DIR/pids/$name")
         # dockerd stops its containerd first; give it time, then insist.
@@ -189,12 +360,20 @@ cmd_serve_inner() {
     start_dockerd
     start_registry
     start_notary_server
+    start_acr
     cat >"$STACK_DIR/stack.env" <<EOF
 TRUSTACR_STACK_DIR=$STACK_DIR
 TRUSTACR_DOCKER_HOST=unix://$STACK_DIR/docker/docker.sock
 TRUSTACR_REGISTRY=$REGISTRY
 TRUSTACR_NOTARY_URL=$NOTARY_URL
 TRUSTACR_NOTARY_CA=$STACK_DIR/tls/ca.pem
+TRUSTACR_ACR_HOST=$ACR_HOST
+TRUSTACR_ACR_CONFIG=$STACK_DIR/acr/emulator.json
+TRUSTACR_ACR_IDENTITIES=$STACK_DIR/acr/identities.json
+TRUSTACR_ACR_TENANT=$ACR_TENANT
+TRUSTACR_ACR_AUTHORITY=https://$ACR_HOST
+TRUSTACR_ACR_REGISTRY=$ACR_REGISTRY
+TRUSTACR_ACR_NOTARY_URL=$ACR_NOTARY_URL
 DBUS_SESSION_BUS_ADDRESS=$DBUS_SESSION_BUS_ADDRESS
 EOF
     echo "READY $STACK_DIR/stack.env"
@@ -225,6 +404,7 @@ wait_ready() {
 cmd_run() {
     [ $# -gt 0 ] || die "usage: stack.sh run CMD..."
     local dir rc=0 serve_pid
+    emulator_bin >/dev/null # build before the start-up timeout runs
     dir=$(mktemp -d "${TMPDIR:-/tmp}/trustacr-stack.XXXXXX")
     mkfifo "$dir/ctl"
     "$self" serve "$dir/s" <"$dir/ctl" >"$dir/serve.out" 2>&1 &
@@ -243,6 +423,7 @@ cmd_run() {
 cmd_up() {
     local dir=${1:-${TMPDIR:-/tmp}/trustacr-stack}
     [ ! -e "$dir/holder.pid" ] || die "a stack seems to be running in $dir; run: $0 down $dir"
+    emulator_bin >/dev/null # build before the start-up timeout runs
     mkdir -p "$dir"
     dir=$(cd "$dir" && pwd)
     rm -f "$dir/ctl" "$dir/serve.out"
@@ -274,5 +455,5 @@ case "${1:-}" in
     down) shift; cmd_down "$@" ;;
     serve) shift; cmd_serve "$@" ;;
     serve-inner) shift; cmd_serve_inner "$@" ;;
-    *) sed -n '2,16p' "$self" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,23p' "$self" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
