@@ -243,7 +243,10 @@ EOF
     wait_for acr-notary-server $! curl -sf --cacert "$STACK_DIR/tls/ca.pem" "$ACR_NOTARY_URL/_notary_server/health"
 
     # One tenant; a signer, a pusher that cannot sign, a reader, and a workload identity
-    # (federated credential) that can push and sign.
+    # (federated credential) that can push and sign. identities.json lists them for tests:
+    # {"tenant_id", "authority_host", "login_server", "ca", "identities": [{"label": "signer",
+    # "name", "tenant_id", "client_id", "client_secret" | "federated_subject" +
+    # "federated_token_file", "object_id", "roles"}, …]}.
     ACR_TENANT=$(guid)
     local who id secret oid roles subject=system:serviceaccount:trustacr:ci now
     local emulator_ids=() test_ids=()
@@ -256,10 +259,10 @@ EOF
         esac
         if [ "$who" = wi ]; then
             emulator_ids+=("{\"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"federated_subject\": \"$subject\", \"object_id\": \"$oid\", \"roles\": $roles}")
-            test_ids+=("\"$who\": {\"name\": \"trustacr-$who\", \"client_id\": \"$id\", \"federated_subject\": \"$subject\", \"federated_token_file\": \"$a/wi.token\", \"object_id\": \"$oid\", \"roles\": $roles}")
+            test_ids+=("{\"label\": \"$who\", \"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"federated_subject\": \"$subject\", \"federated_token_file\": \"$a/wi.token\", \"object_id\": \"$oid\", \"roles\": $roles}")
         else
             emulator_ids+=("{\"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"client_secret\": \"$secret\", \"object_id\": \"$oid\", \"roles\": $roles}")
-            test_ids+=("\"$who\": {\"name\": \"trustacr-$who\", \"client_id\": \"$id\", \"client_secret\": \"$secret\", \"object_id\": \"$oid\", \"roles\": $roles}")
+            test_ids+=("{\"label\": \"$who\", \"name\": \"trustacr-$who\", \"tenant_id\": \"$ACR_TENANT\", \"client_id\": \"$id\", \"client_secret\": \"$secret\", \"object_id\": \"$oid\", \"roles\": $roles}")
         fi
     done
     # The federated token a workload finds in AZURE_FEDERATED_TOKEN_FILE. The emulator checks
@@ -302,7 +305,7 @@ EOF
   "authority_host": "https://$ACR_HOST",
   "login_server": "$ACR_HOST",
   "ca": "$STACK_DIR/tls/ca.pem",
-  "identities": {${test_ids[*]}}
+  "identities": [${test_ids[*]}]
 }
 EOF
     )

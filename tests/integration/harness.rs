@@ -1,5 +1,6 @@
-//! The shared test harness: the real stack (dockerd, registry, notary-server, keyring) and a
-//! fresh docker config per test.
+//! The shared test harness: the real stack (dockerd, registry, notary-server, keyring, and the
+//! ACR emulator with its token-auth registry and notary-server) and a fresh docker config per
+//! test.
 //!
 //! With `TRUSTACR_STACK_ENV` set (by `scripts/stack.sh run` or `up`), tests use that running
 //! stack. Otherwise the first test that needs it starts one with `scripts/stack.sh serve`,
@@ -33,6 +34,18 @@ pub struct Stack {
     pub notary_ca: PathBuf,
     /// The session bus with the unlocked keyring.
     pub dbus_address: String,
+    /// The ACR emulator's login server, `127.0.0.1:PORT` (HTTPS, certificate from `notary_ca`;
+    /// Entra endpoints are on the same host).
+    pub acr_host: String,
+    /// JSON listing the emulator's test identities: `{"tenant_id", "authority_host",
+    /// "login_server", "ca", "identities": [{"label": "signer"|"pusher"|"reader"|"wi", "name",
+    /// "tenant_id", "client_id", "client_secret"?, "federated_subject"?,
+    /// "federated_token_file"?, "object_id", "roles"}]}`.
+    pub acr_identities: PathBuf,
+    /// The emulator's own configuration file.
+    pub acr_config: PathBuf,
+    /// The Entra tenant of every test identity.
+    pub acr_tenant: String,
 }
 
 static STACK: OnceLock<Stack> = OnceLock::new();
@@ -60,6 +73,10 @@ pub fn stack() -> &'static Stack {
             notary_url: get("TRUSTACR_NOTARY_URL"),
             notary_ca: get("TRUSTACR_NOTARY_CA").into(),
             dbus_address: get("DBUS_SESSION_BUS_ADDRESS"),
+            acr_host: get("TRUSTACR_ACR_HOST"),
+            acr_identities: get("TRUSTACR_ACR_IDENTITIES").into(),
+            acr_config: get("TRUSTACR_ACR_CONFIG").into(),
+            acr_tenant: get("TRUSTACR_ACR_TENANT"),
         }
     })
 }
