@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod acr_stack;
 mod cancel;
 mod info;
 mod install;
