@@ -7,12 +7,14 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 scripts/stack.sh install
 cargo fmt --all -- --check
-cargo clippy --locked --all-targets -- -D warnings
-# Build first, so the stack does not idle through compilation.
-cargo test --locked --lib --bins --tests --no-run
+cargo clippy --locked --workspace --all-targets -- -D warnings
+# Build first, so the stack does not idle through compilation (the ACR emulator included,
+# which the stack runs).
+cargo test --locked --workspace --lib --bins --tests --no-run
+cargo build --locked -p acr-emulator
 rc=0
 results=$(mktemp)
-scripts/stack.sh run cargo test --locked --lib --bins --tests 2>&1 | tee "$results" || rc=$?
+scripts/stack.sh run cargo test --locked --workspace --lib --bins --tests 2>&1 | tee "$results" || rc=$?
 
 # The README's install command, for real (release build), into a throw-away HOME.
 smoke=$(mktemp -d)
