@@ -686,6 +686,13 @@ fn stats_count_entra_exchange_and_token_calls() {
     }
 }
 
+fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
 /// A second emulator on the same backends, with its own lifetimes; killed on drop.
 struct Emulator {
     child: Child,
@@ -761,7 +768,7 @@ fn start_emulator(changes: Value) -> Option<Emulator> {
 #[test]
 fn short_lifetimes_make_refresh_and_access_tokens_expire() {
     let Some(em) = start_emulator(json!({
-        "refresh_token_lifetime_secs": 2,
+        "refresh_token_lifetime_secs": 5,
         "access_token_lifetime_secs": 1,
         "token_header": "x5c",
     })) else {
@@ -808,7 +815,8 @@ fn short_lifetimes_make_refresh_and_access_tokens_expire() {
 
     // distribution allows 60 s of clock skew, so the registry would still take the expired
     // access token; the emulator's own refresh grant is strict.
-    std::thread::sleep(Duration::from_millis(2500));
+    let left = (c["iat"].as_u64().unwrap() + 5 + 1).saturating_sub(now_secs());
+    std::thread::sleep(Duration::from_secs(left));
     let r = token_form(&refresh);
     assert_eq!(r.status, 401, "{}", r.body);
     assert_eq!(r.json()["errors"][0]["code"], "UNAUTHORIZED");
