@@ -96,19 +96,41 @@ fn exp_of(jwt: &str) -> Option<i64> {
     jwt_claims(jwt)?.get("exp")?.as_i64()
 }
 
-fn cache_entry(registry: &str) -> Result<keyring_core::Entry, KeystoreError> {
+/// The keyring entry for `registry`'s refresh token under the sign-in configuration `opts`.
+///
+/// The key includes everything that selects an identity (tenant, client ID, credential
+/// source, authority, a hash of the client secret and the federated token file's path), so a
+/// changed identity or secret never reuses another identity's token.
+fn cache_entry(registry: &str, opts: &EntraOptions) -> Result<keyring_core::Entry, KeystoreError> {
+    use sha2::{Digest, Sha256};
     keystore::ensure_store()?;
-    keyring_core::Entry::new(keystore::SERVICE, &format!("acr-refresh:{registry}"))
+    let var = |n: &str| std::env::var(n).unwrap_or_default();
+    let secret_hash = hex::encode(Sha256::digest(var("AZURE_CLIENT_SECRET").as_bytes()));
+    let selector = [
+        opts.tenant
+            .clone()
+            .unwrap_or_else(|| var("AZURE_TENANT_ID")),
+        opts.client_id
+            .clone()
+            .unwrap_or_else(|| var("AZURE_CLIENT_ID")),
+        format!("{:?}", opts.credential),
+        var("AZURE_AUTHORITY_HOST"),
+        var("AZURE_FEDERATED_TOKEN_FILE"),
+        secret_hash,
+    ]
+    .join("\n");
+    let id = hex::encode(&Sha256::digest(selector.as_bytes())[..8]);
+    keyring_core::Entry::new(keystore::SERVICE, &format!("acr-refresh:{registry}:{id}"))
         .map_err(|e| keystore::map_error(&e))
 }
 
-fn cached_refresh(registry: &str) -> Option<Secret> {
-    let text = cache_entry(registry).ok()?.get_password().ok()?;
+fn cached_refresh(registry: &str, opts: &EntraOptions) -> Option<Secret> {
+    let text = cache_entry(registry, opts).ok()?.get_password().ok()?;
     let c: CachedRefresh = serde_json::from_str(&text).ok()?;
     (c.exp - REFRESH_MARGIN_SECS > now_secs()).then(|| Secret::new(c.token))
 }
 
-fn store_refresh(registry: &str, token: &Secret) {
+fn store_refresh(registry: &str, opts: &EntraOptions, token: &Secret) {
     let exp = exp_of(token.expose()).unwrap_or(now_secs() + 3600);
     let text = serde_json::to_string(&CachedRefresh {
         token: token.expose().to_string(),
@@ -116,16 +138,16 @@ fn store_refresh(registry: &str, token: &Secret) {
     })
     .unwrap_or_default();
     // A cache that cannot be written only costs an Entra call next time.
-    if let Err(e) = cache_entry(registry)
+    if let Err(e) = cache_entry(registry, opts)
         .and_then(|e| e.set_password(&text).map_err(|e| keystore::map_error(&e)))
     {
         tracing::debug!("not caching the ACR refresh token: {e}");
     }
 }
 
-/// Forgets the cached refresh token of `registry` (logout).
-pub fn forget_refresh(registry: &str) -> Result<bool, KeystoreError> {
-    match cache_entry(registry)?.delete_credential() {
+/// Forgets the cached refresh token of `registry` for this sign-in configuration (logout).
+pub fn forget_refresh(registry: &str, opts: &EntraOptions) -> Result<bool, KeystoreError> {
+    match cache_entry(registry, opts)?.delete_credential() {
         Ok(()) => Ok(true),
         Err(keyring_core::Error::NoEntry) => Ok(false),
         Err(e) => Err(keystore::map_error(&e)),
@@ -195,7 +217,7 @@ pub async fn refresh_token(
     registry: &str,
     opts: &EntraOptions,
 ) -> Result<Secret, AcrError> {
-    if let Some(t) = cached_refresh(registry) {
+    if let Some(t) = cached_refresh(registry, opts) {
         tracing::debug!("using the cached ACR refresh token for {registry}");
         return Ok(t);
     }
@@ -234,7 +256,7 @@ pub async fn refresh_token(
             registry: registry.to_string(),
             reason: "the exchange answered without a refresh token".into(),
         })?;
-    store_refresh(registry, &token);
+    store_refresh(registry, opts, &token);
     Ok(token)
 }
 

@@ -61,7 +61,8 @@ impl LogoutArgs {
             credentials::helper_erase(&helper, &self.registry).await?;
         }
         let registry = self.registry.clone();
-        tokio::task::spawn_blocking(move || acr::forget_refresh(&registry))
+        let entra = ctx.entra.clone();
+        tokio::task::spawn_blocking(move || acr::forget_refresh(&registry, &entra))
             .await
             .map_err(|e| Error::Usage(format!("keyring task failed: {e}")))??;
         Ok(())

@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod acr_e2e;
 mod acr_stack;
 mod cancel;
 mod info;
