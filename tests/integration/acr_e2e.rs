@@ -343,3 +343,36 @@ fn workload_identity_signs_in_with_a_federated_token_file() {
         stdout(&out)
     );
 }
+
+#[test]
+fn username_and_password_credentials_cannot_sign_and_say_why() {
+    let reference = signed_image("admin");
+    let signer = identity("signer");
+    // No Entra configuration at all: only a username and password in docker's config, as with
+    // the admin account or a repository-scoped token.
+    let env = TestEnv::new();
+    std::fs::write(
+        env.config.join("trustacr.json"),
+        format!(r#"{{"acr_registries":["{}"]}}"#, stack().acr_host),
+    )
+    .unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        s(&signer, "client_id"),
+        s(&signer, "client_secret")
+    ));
+    std::fs::write(
+        env.config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            stack().acr_host
+        ),
+    )
+    .unwrap();
+    let out = run(env.plugin().args(["sign", &reference]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("ACR does not allow to sign"), "{err}");
+    assert!(err.contains("Microsoft Entra"), "{err}");
+}
