@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 if [ -z "${TRUSTACR_STACK_ENV:-}" ]; then
     cargo build --release --locked --bin docker-trustacr --example bulk_publish >&2
+    cargo build --release --locked -p acr-emulator >&2
+    export TRUSTACR_ACR_EMULATOR=$PWD/target/release/acr-emulator
     exec scripts/stack.sh run "$0" "$@"
 fi
 set -a
@@ -130,3 +132,22 @@ rss_push=$( { /usr/bin/time -f %M "$B" push "$pull_ref" >/dev/null; } 2>&1 | tai
 docker rmi "$pull_ref" >/dev/null 2>&1 || true
 rss_pull=$( { /usr/bin/time -f %M "$B" pull "$pull_ref" >/dev/null; } 2>&1 | tail -1)
 echo "  peak RSS: push $((rss_push / 1024)) MB, pull $((rss_pull / 1024)) MB (goal <= 20 MB)"
+
+echo "== 6. through the ACR emulator (Entra + ACR token service in front of token-auth backends)"
+read -r acr_tenant acr_client acr_secret < <(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); i=[i for i in d["identities"] if i["label"]=="signer"][0]; print(i["tenant_id"], i["client_id"], i["client_secret"])' "$TRUSTACR_ACR_IDENTITIES")
+acr_env() { # runs "$@" as the signer identity against the emulator
+    AZURE_TENANT_ID=$acr_tenant AZURE_CLIENT_ID=$acr_client AZURE_CLIENT_SECRET=$acr_secret \
+    AZURE_AUTHORITY_HOST=https://$TRUSTACR_ACR_HOST SSL_CERT_FILE=$TRUSTACR_NOTARY_CA \
+    DOCKER_CONTENT_TRUST_SERVER= "$@"
+}
+echo "{\"acr_registries\":[\"$TRUSTACR_ACR_HOST\"]}" >"$DOCKER_CONFIG/trustacr.json"
+acr_ref=$TRUSTACR_ACR_HOST/bench/acr-$tag_suffix:v1
+push_local "$acr_ref"
+acr_env "$B" push "$acr_ref" >/dev/null
+stat() { curl -sfk "https://$TRUSTACR_ACR_HOST/_emulator/stats" | python3 -c "import json,sys; print(json.load(sys.stdin)[sys.argv[1]])" "$1"; }
+e0=$(stat entra_token) x0=$(stat exchange) t0=$(stat token)
+acr_env "$B" pull "$acr_ref" >/dev/null 2>&1
+echo "  warm signed pull: $(( $(stat entra_token) - e0 )) Entra call(s) (goal 0), $(( $(stat exchange) - x0 )) exchange(s), $(( $(stat token) - t0 )) token-endpoint call(s) (plugin and engine)"
+ours=$(median_ms "$RUNS" acr_env "$B" verify "$acr_ref")
+plain=$(median_ms "$RUNS" "$B" verify "$app:v1")
+printf '  %-42s %8s ms\n' "verify, warm, through the ACR emulator" "$ours" "verify, warm, plain stack (no auth)" "$plain"

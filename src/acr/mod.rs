@@ -120,8 +120,10 @@ fn cache_entry(registry: &str, opts: &EntraOptions) -> Result<keyring_core::Entr
     ]
     .join("\n");
     let id = hex::encode(&Sha256::digest(selector.as_bytes())[..8]);
-    keyring_core::Entry::new(keystore::SERVICE, &format!("acr-refresh:{registry}:{id}"))
-        .map_err(|e| keystore::map_error(&e))
+    let name = format!("acr-refresh:{registry}:{id}");
+    // The name is a hash of the selection, not a secret; it tells which entry `logout` clears.
+    tracing::debug!("ACR refresh token cache entry {name}");
+    keyring_core::Entry::new(keystore::SERVICE, &name).map_err(|e| keystore::map_error(&e))
 }
 
 fn cached_refresh(registry: &str, opts: &EntraOptions) -> Option<Secret> {

@@ -2,13 +2,10 @@
 //! the real registry and notary-server with token auth, with the real dockerd.
 
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
 use crate::harness::*;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 /// One of the emulator's test identities, by name (`signer`, `pusher`, `reader`, `wi`).
 fn identity(name: &str) -> Value {
@@ -40,15 +37,6 @@ fn s(v: &Value, k: &str) -> String {
         .to_string()
 }
 
-fn unique_repo(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    format!(
-        "{}/e2e/{prefix}-{}-{n}",
-        stack().acr_host,
-        std::process::id()
-    )
-}
-
 /// An environment signed in as `who` through the emulator's Entra endpoint.
 fn env_as(who: &str) -> TestEnv {
     let stack = stack();
@@ -74,40 +62,6 @@ fn env_as(who: &str) -> TestEnv {
     env
 }
 
-fn make_image(env: &TestEnv, reference: &str, content: &str) {
-    let dir = env
-        .home
-        .join(format!("img-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("content.txt"), content).unwrap();
-    let tar = dir.with_extension("tar");
-    assert_success(
-        &run(env
-            .cmd("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("content.txt")),
-        "tar",
-    );
-    assert_success(
-        &run(env.docker().arg("import").arg(&tar).arg(reference)),
-        "docker import",
-    );
-}
-
-fn stats() -> Value {
-    let out = std::process::Command::new("curl")
-        .args([
-            "-sfk",
-            &format!("https://{}/_emulator/stats", stack().acr_host),
-        ])
-        .output()
-        .unwrap();
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 fn all_output(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
@@ -115,8 +69,8 @@ fn all_output(out: &Output) -> String {
 /// A signed image in a fresh repository, pushed by the signer identity.
 fn signed_image(prefix: &str) -> String {
     let env = env_as("signer");
-    let reference = format!("{}:v1", unique_repo(prefix));
-    make_image(&env, &reference, prefix);
+    let reference = format!("{}:v1", unique_repo(&stack().acr_host, prefix));
+    import_image(&env, &reference, prefix);
     let out = run(env.plugin().args(["push", &reference]));
     assert_success(&out, "push as signer");
     reference
@@ -125,8 +79,8 @@ fn signed_image(prefix: &str) -> String {
 #[test]
 fn service_principal_with_push_and_signer_roles_pushes_and_signs() {
     let env = env_as("signer");
-    let reference = format!("{}:v1", unique_repo("signer"));
-    make_image(&env, &reference, "signed through Entra");
+    let reference = format!("{}:v1", unique_repo(&stack().acr_host, "signer"));
+    import_image(&env, &reference, "signed through Entra");
     let out = run(env.plugin().args(["push", &reference]));
     assert_success(&out, "push");
     assert!(
@@ -158,9 +112,9 @@ fn reader_pulls_the_verified_image_but_is_refused_signing_with_the_role_named() 
 #[test]
 fn pusher_without_signer_role_is_refused_before_anything_is_sent() {
     let env = env_as("pusher");
-    let repo = unique_repo("pusher");
+    let repo = unique_repo(&stack().acr_host, "pusher");
     let reference = format!("{repo}:v1");
-    make_image(&env, &reference, "not signable");
+    import_image(&env, &reference, "not signable");
     let out = run(env.plugin().args(["push", &reference]));
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -182,9 +136,10 @@ fn pusher_without_signer_role_is_refused_before_anything_is_sent() {
 fn wrong_client_secret_gives_a_clear_entra_error() {
     let mut env = env_as("signer");
     env.set("AZURE_CLIENT_SECRET", "not-the-secret");
-    let out = run(env
-        .plugin()
-        .args(["verify", &format!("{}:v1", unique_repo("wrongsecret"))]));
+    let out = run(env.plugin().args([
+        "verify",
+        &format!("{}:v1", unique_repo(&stack().acr_host, "wrongsecret")),
+    ]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(
@@ -198,66 +153,59 @@ fn wrong_client_secret_gives_a_clear_entra_error() {
 fn second_command_uses_the_cached_refresh_token_and_an_expired_one_is_renewed() {
     let reference = signed_image("cache");
     let env = env_as("signer");
-    assert_success(
-        &run(env.plugin().args(["verify", &reference])),
-        "first verify",
+    // -D says, for this process alone, whether Entra was asked and which cache entry is used.
+    let debug_verify = |what: &str| {
+        let out = run(env.plugin().args(["-D", "verify", &reference]));
+        assert_success(&out, what);
+        stderr(&out)
+    };
+    let first = debug_verify("first verify");
+    let entry = first
+        .lines()
+        .find_map(|l| l.split("ACR refresh token cache entry ").nth(1))
+        .expect("the cache entry is named in debug output")
+        .trim()
+        .to_string();
+    let second = debug_verify("second verify");
+    assert!(
+        second.contains("using the cached ACR refresh token"),
+        "{second}"
     );
-    let before = stats()["entra_token"].as_u64().unwrap();
-    assert_success(
-        &run(env.plugin().args(["verify", &reference])),
-        "second verify",
-    );
-    assert_eq!(
-        stats()["entra_token"].as_u64().unwrap(),
-        before,
-        "no Entra call with a cached token"
+    assert!(
+        !second.contains("signed in to Entra ID"),
+        "no Entra call with a cached token:\n{second}"
     );
 
     // Replace the cached refresh token with an expired one: it must be renewed silently.
-    let prefix = format!("acr-refresh:{}:", stack().acr_host);
-    let out = run(env
-        .cmd("secret-tool")
-        .args(["search", "--all", "service", "docker-trustacr"]));
-    let entries: Vec<String> = stdout(&out)
-        .lines()
-        .chain(stderr(&out).lines())
-        .filter_map(|l| l.trim().strip_prefix("attribute.username = "))
-        .filter(|u| u.starts_with(&prefix))
-        .map(str::to_string)
-        .collect();
-    assert!(
-        !entries.is_empty(),
-        "the refresh token is cached in the keyring"
-    );
-    for entry in entries {
-        let mut store = env.cmd("secret-tool");
-        store
-            .args([
-                "store",
-                "--label=expired",
-                "service",
-                "docker-trustacr",
-                "username",
-                &entry,
-            ])
-            .stdin(std::process::Stdio::piped());
-        let mut child = store.spawn().unwrap();
-        {
-            use std::io::Write;
-            child
-                .stdin
-                .take()
-                .unwrap()
-                .write_all(br#"{"token":"eyJhbGciOiJub25lIn0.eyJleHAiOjF9.","exp":1}"#)
-                .unwrap();
-        }
-        assert!(child.wait().unwrap().success());
+    let mut store = env.cmd("secret-tool");
+    store
+        .args([
+            "store",
+            "--label=expired",
+            "service",
+            "docker-trustacr",
+            "username",
+            &entry,
+        ])
+        .stdin(std::process::Stdio::piped());
+    let mut child = store.spawn().unwrap();
+    {
+        use std::io::Write;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(br#"{"token":"eyJhbGciOiJub25lIn0.eyJleHAiOjF9.","exp":1}"#)
+            .unwrap();
     }
-    assert_success(
-        &run(env.plugin().args(["verify", &reference])),
-        "verify after expiry",
+    assert!(child.wait().unwrap().success());
+    let third = debug_verify("verify after expiry");
+    assert!(third.contains("signed in to Entra ID"), "{third}");
+    let fourth = debug_verify("verify after renewal");
+    assert!(
+        fourth.contains("using the cached ACR refresh token"),
+        "{fourth}"
     );
-    assert_eq!(stats()["entra_token"].as_u64().unwrap(), before + 1);
 }
 
 #[test]
@@ -333,8 +281,8 @@ fn workload_identity_signs_in_with_a_federated_token_file() {
     let wi = identity("wi");
     let mut env = env_as("wi");
     env.set("AZURE_FEDERATED_TOKEN_FILE", s(&wi, "federated_token_file"));
-    let reference = format!("{}:v1", unique_repo("wi"));
-    make_image(&env, &reference, "workload identity");
+    let reference = format!("{}:v1", unique_repo(&stack().acr_host, "wi"));
+    import_image(&env, &reference, "workload identity");
     let out = run(env.plugin().args(["push", &reference]));
     assert_success(&out, "push with workload identity");
     assert!(

@@ -205,3 +205,57 @@ pub fn run(cmd: &mut Command) -> Output {
     cmd.output()
         .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
 }
+
+static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// A number no other call in this test process returns.
+pub fn next_id() -> usize {
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
+/// A repository name on `registry` that no other test, nor an earlier run on the same stack, uses.
+pub fn unique_repo(registry: &str, prefix: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{registry}/t/{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        next_id()
+    )
+}
+
+/// Imports a one-file scratch image with `content` as `reference` into the engine (no push).
+pub fn import_image(env: &TestEnv, reference: &str, content: &str) {
+    let dir = env.home.join(format!("img-{}", next_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("content.txt"), content).unwrap();
+    let tar = dir.with_extension("tar");
+    assert_success(
+        &run(env
+            .cmd("tar")
+            .arg("-C")
+            .arg(&dir)
+            .arg("-cf")
+            .arg(&tar)
+            .arg("content.txt")),
+        "tar",
+    );
+    assert_success(
+        &run(env.docker().arg("import").arg(&tar).arg(reference)),
+        "docker import",
+    );
+}
+
+/// The notary CLI against the stack's notary-server, with its own trust dir under HOME.
+pub fn notary(env: &TestEnv, args: &[&str]) -> Output {
+    let stack = stack();
+    let mut c = env.cmd("notary");
+    c.arg("-d")
+        .arg(env.home.join(".notary"))
+        .args(["-s", &stack.notary_url, "--tlscacert"])
+        .arg(&stack.notary_ca)
+        .args(args);
+    run(&mut c)
+}

@@ -3,7 +3,6 @@
 
 use std::os::unix::net::UnixListener;
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
@@ -11,51 +10,12 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-fn unique_repo(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}/pp/{prefix}-{}-{n}-{nanos}",
-        stack().registry,
-        std::process::id()
-    )
-}
-
 fn env() -> TestEnv {
     let stack = stack();
     let mut env = TestEnv::new();
     env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
     env.set("DOCKER_HOST", &stack.docker_host);
     env
-}
-
-/// Imports a one-file scratch image as `reference` (not pushed).
-fn make_image(env: &TestEnv, reference: &str, content: &str) {
-    let dir = env
-        .home
-        .join(format!("img-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("content.txt"), content).unwrap();
-    let tar = dir.with_extension("tar");
-    assert_success(
-        &run(env
-            .cmd("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("content.txt")),
-        "tar",
-    );
-    assert_success(
-        &run(env.docker().arg("import").arg(&tar).arg(reference)),
-        "docker import",
-    );
 }
 
 /// The digest the registry serves for `repo:tag` (Docker-Content-Digest).
@@ -94,9 +54,9 @@ fn push(env: &TestEnv, reference: &str) -> Output {
 #[test]
 fn push_signs_the_digest_the_registry_serves() {
     let env = env();
-    let repo = unique_repo("push");
+    let repo = unique_repo(&stack().registry, "push");
     let reference = format!("{repo}:v1");
-    make_image(&env, &reference, "pushed and signed");
+    import_image(&env, &reference, "pushed and signed");
     let out = push(&env, &reference);
     let text = stdout(&out);
     assert!(text.contains("v1: digest: sha256:"), "{text}");
@@ -118,14 +78,7 @@ fn push_signs_the_digest_the_registry_serves() {
         served.trim_start_matches("sha256:")
     );
 
-    let stack = stack();
-    let out = run(env
-        .cmd("notary")
-        .arg("-d")
-        .arg(env.home.join(".notary"))
-        .args(["-s", &stack.notary_url, "--tlscacert"])
-        .arg(&stack.notary_ca)
-        .args(["list", &repo]));
+    let out = notary(&env, &["list", &repo]);
     assert_success(&out, "notary list");
     assert!(
         stdout(&out).contains(served.trim_start_matches("sha256:")),
@@ -137,9 +90,9 @@ fn push_signs_the_digest_the_registry_serves() {
 #[test]
 fn pull_after_rmi_restores_the_signed_image_and_tag() {
     let env = env();
-    let repo = unique_repo("pull");
+    let repo = unique_repo(&stack().registry, "pull");
     let reference = format!("{repo}:v1");
-    make_image(&env, &reference, "round trip");
+    import_image(&env, &reference, "round trip");
     push(&env, &reference);
     let served = registry_digest(&env, &repo, "v1");
     assert_success(&run(env.docker().args(["rmi", &reference])), "docker rmi");
@@ -172,9 +125,9 @@ fn pull_after_rmi_restores_the_signed_image_and_tag() {
 #[test]
 fn plain_push_of_another_image_does_not_change_what_pull_yields() {
     let env = env();
-    let repo = unique_repo("moved");
+    let repo = unique_repo(&stack().registry, "moved");
     let reference = format!("{repo}:v1");
-    make_image(&env, &reference, "the signed one");
+    import_image(&env, &reference, "the signed one");
     push(&env, &reference);
     let signed = registry_digest(&env, &repo, "v1");
     let signed_id = inspect(&env, &reference)["Id"]
@@ -183,7 +136,7 @@ fn plain_push_of_another_image_does_not_change_what_pull_yields() {
         .to_string();
 
     // Someone pushes a different image to the same tag without signing it.
-    make_image(&env, &reference, "an unsigned replacement");
+    import_image(&env, &reference, "an unsigned replacement");
     assert_success(
         &run(env.docker().args(["push", &reference])),
         "plain docker push",
@@ -205,10 +158,10 @@ fn plain_push_of_another_image_does_not_change_what_pull_yields() {
 #[test]
 fn pull_all_tags_pulls_every_signed_tag() {
     let env = env();
-    let repo = unique_repo("all");
+    let repo = unique_repo(&stack().registry, "all");
     for tag in ["a", "b"] {
         let r = format!("{repo}:{tag}");
-        make_image(&env, &r, &format!("tag {tag}"));
+        import_image(&env, &r, &format!("tag {tag}"));
         push(&env, &r);
         assert_success(&run(env.docker().args(["rmi", &r])), "rmi");
     }
@@ -236,8 +189,8 @@ fn watched_engine(env: &TestEnv) -> (String, mpsc::Receiver<()>) {
 #[test]
 fn unsigned_tag_and_missing_trust_data_are_refused_before_the_engine_is_asked() {
     let env = env();
-    let repo = unique_repo("unsigned");
-    make_image(&env, &format!("{repo}:signed"), "signed");
+    let repo = unique_repo(&stack().registry, "unsigned");
+    import_image(&env, &format!("{repo}:signed"), "signed");
     push(&env, &format!("{repo}:signed"));
     let (host, connected) = watched_engine(&env);
 
@@ -251,7 +204,7 @@ fn unsigned_tag_and_missing_trust_data_are_refused_before_the_engine_is_asked() 
         stderr(&out)
     );
 
-    let never = unique_repo("never");
+    let never = unique_repo(&stack().registry, "never");
     let out = run(env
         .plugin()
         .args(["-H", &host, "pull", &format!("{never}:v1")]));
@@ -271,8 +224,8 @@ fn unsigned_tag_and_missing_trust_data_are_refused_before_the_engine_is_asked() 
 #[test]
 fn notary_server_down_is_refused_without_an_unverified_fallback() {
     let mut env = env();
-    let repo = unique_repo("down");
-    make_image(&env, &format!("{repo}:v1"), "x");
+    let repo = unique_repo(&stack().registry, "down");
+    import_image(&env, &format!("{repo}:v1"), "x");
     push(&env, &format!("{repo}:v1"));
     // Nothing listens on port 1.
     env.set("DOCKER_CONTENT_TRUST_SERVER", "https://127.0.0.1:1");
@@ -290,7 +243,7 @@ fn failed_push_signs_nothing() {
     let env = env();
     // No registry listens on port 1, so the engine's push fails.
     let reference = "127.0.0.1:1/pp/nowhere:v1";
-    make_image(&env, reference, "never leaves");
+    import_image(&env, reference, "never leaves");
     let out = run(env.plugin().args(["push", reference]));
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -299,14 +252,7 @@ fn failed_push_signs_nothing() {
         "{err}"
     );
     assert!(!stdout(&out).contains("Signing"), "{}", stdout(&out));
-    let stack = stack();
-    let out = run(env
-        .cmd("notary")
-        .arg("-d")
-        .arg(env.home.join(".notary"))
-        .args(["-s", &stack.notary_url, "--tlscacert"])
-        .arg(&stack.notary_ca)
-        .args(["list", "127.0.0.1:1/pp/nowhere"]));
+    let out = notary(&env, &["list", "127.0.0.1:1/pp/nowhere"]);
     assert!(
         stdout(&out).contains("does not have trust data")
             || stderr(&out).contains("does not have trust data")

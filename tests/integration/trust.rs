@@ -2,27 +2,10 @@
 //! `docker trust` read; what they publish (delegations, root rotation), this plugin verifies.
 
 use std::process::Output;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde_json::Value;
 
 use crate::harness::*;
-
-static COUNTER: AtomicUsize = AtomicUsize::new(0);
-
-/// A repository name no other test (or earlier run on the same stack) uses.
-fn unique_repo(prefix: &str) -> String {
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    format!(
-        "{}/it/{prefix}-{}-{n}-{nanos}",
-        stack().registry,
-        std::process::id()
-    )
-}
 
 /// A test environment pointed at the stack's notary server and engine.
 fn trust_env() -> TestEnv {
@@ -45,26 +28,7 @@ fn trust_env() -> TestEnv {
 /// Builds a one-file scratch image with `content`, pushes it as `reference`, returns the
 /// manifest digest (`sha256:…`) and size the engine reports.
 fn push_image(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
-    let dir = env
-        .home
-        .join(format!("img-{}", COUNTER.fetch_add(1, Ordering::Relaxed)));
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("content.txt"), content).unwrap();
-    let tar = dir.with_extension("tar");
-    assert_success(
-        &run(env
-            .cmd("tar")
-            .arg("-C")
-            .arg(&dir)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("content.txt")),
-        "tar",
-    );
-    assert_success(
-        &run(env.docker().arg("import").arg(&tar).arg(reference)),
-        "docker import",
-    );
+    import_image(env, reference, content);
     let out = run(env.docker().args(["push", reference]));
     assert_success(&out, "docker push");
     let text = stdout(&out);
@@ -77,17 +41,6 @@ fn push_image(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
     (digest.to_string(), size.trim().parse().unwrap())
 }
 
-fn notary(env: &TestEnv, args: &[&str]) -> Output {
-    let stack = stack();
-    let mut c = env.cmd("notary");
-    c.arg("-d")
-        .arg(env.home.join(".notary"))
-        .args(["-s", &stack.notary_url, "--tlscacert"])
-        .arg(&stack.notary_ca)
-        .args(args);
-    run(&mut c)
-}
-
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
@@ -96,7 +49,7 @@ fn json(out: &Output) -> Value {
 #[test]
 fn signed_tags_are_read_identically_by_notary_and_docker_trust() {
     let env = trust_env();
-    let repo = unique_repo("sign");
+    let repo = unique_repo(&stack().registry, "sign");
     let (digest, size) = push_image(&env, &format!("{repo}:v1"), "first image");
     let (digest2, size2) = push_image(&env, &format!("{repo}:v2"), "second image");
 
@@ -160,7 +113,7 @@ fn signed_tags_are_read_identically_by_notary_and_docker_trust() {
 #[test]
 fn signing_again_updates_the_repository_and_keeps_earlier_tags() {
     let env = trust_env();
-    let repo = unique_repo("resign");
+    let repo = unique_repo(&stack().registry, "resign");
     let (d1, _) = push_image(&env, &format!("{repo}:v1"), "one");
     assert_success(
         &run(env.plugin().args(["sign", &format!("{repo}:v1")])),
@@ -198,7 +151,7 @@ fn signing_again_updates_the_repository_and_keeps_earlier_tags() {
 #[test]
 fn revoke_removes_the_tag_for_every_client() {
     let env = trust_env();
-    let repo = unique_repo("revoke");
+    let repo = unique_repo(&stack().registry, "revoke");
     push_image(&env, &format!("{repo}:keep"), "keep");
     push_image(&env, &format!("{repo}:drop"), "drop");
     assert_success(
@@ -236,7 +189,7 @@ fn revoke_removes_the_tag_for_every_client() {
 #[test]
 fn repository_without_trust_data_is_reported_and_nothing_is_cached() {
     let env = trust_env();
-    let repo = unique_repo("none");
+    let repo = unique_repo(&stack().registry, "none");
     let out = run(env.plugin().args(["verify", &format!("{repo}:v1")]));
     assert_eq!(out.status.code(), Some(1));
     assert!(
@@ -250,7 +203,7 @@ fn repository_without_trust_data_is_reported_and_nothing_is_cached() {
 #[test]
 fn notary_cli_repository_with_delegation_and_root_rotation_verifies() {
     let env = trust_env();
-    let gun = unique_repo("notarycli");
+    let gun = unique_repo(&stack().registry, "notarycli");
     let payload = env.home.join("payload.txt");
     std::fs::write(&payload, "signed by the notary CLI\n").unwrap();
     let payload_sha = {
@@ -342,7 +295,7 @@ fn notary_cli_repository_with_delegation_and_root_rotation_verifies() {
 #[test]
 fn docker_trust_signed_delegation_verifies_and_inspects_identically() {
     let env = trust_env();
-    let repo = unique_repo("dockersign");
+    let repo = unique_repo(&stack().registry, "dockersign");
     let keys = env.home.join("keys");
     std::fs::create_dir_all(&keys).unwrap();
     let out = run(env
@@ -379,7 +332,7 @@ fn docker_trust_signed_delegation_verifies_and_inspects_identically() {
 fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
     // A registry name that is not loopback, so docker's insecure rule does not apply.
     let env = trust_env();
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let n = next_id();
     let gun = format!("trust.test/tls-{}-{n}", std::process::id());
     let payload = env.home.join("p.txt");
     std::fs::write(&payload, "tls").unwrap();
@@ -408,7 +361,7 @@ fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
 #[test]
 fn concurrent_signers_of_one_repository_both_land() {
     let env = trust_env();
-    let repo = unique_repo("race");
+    let repo = unique_repo(&stack().registry, "race");
     push_image(&env, &format!("{repo}:base"), "base");
     assert_success(
         &run(env.plugin().args(["sign", &format!("{repo}:base")])),
@@ -453,7 +406,7 @@ fn concurrent_signers_of_one_repository_both_land() {
 #[test]
 fn unreachable_keyring_stops_signing_before_anything_is_published() {
     let mut env = trust_env();
-    let repo = unique_repo("nokeyring");
+    let repo = unique_repo(&stack().registry, "nokeyring");
     push_image(&env, &format!("{repo}:v1"), "k");
     env.set("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
     let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
