@@ -60,6 +60,11 @@ impl World {
             unreachable!()
         };
         let cert = make_root_certificate(sk, GUN, now()).unwrap();
+        Self::with_root(targets_threshold, root_key, cert)
+    }
+
+    /// A world whose root key is `root_key` with certificate `cert` (PEM).
+    fn with_root(targets_threshold: u32, root_key: SigningKey, cert: String) -> Self {
         let root_cert = PublicKey::new(keytype::ECDSA_X509, cert.into_bytes());
         let mut w = World {
             server: tempfile::tempdir().unwrap(),
@@ -449,4 +454,81 @@ fn root_pinned_to_another_certificate_is_refused() {
             &Limits::default(),
         ))
         .unwrap();
+}
+
+/// A CA and a root certificate for GUN issued by it, made with openssl as an enterprise PKI
+/// would; returns (CA PEM, root key, root certificate PEM).
+fn ca_issued_root(dir: &Path) -> (Vec<u8>, SigningKey, String) {
+    let sh = |cmd: &str| {
+        let ok = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "{cmd}");
+    };
+    sh(
+        "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
+        -subj /CN=pinning-ca -keyout ca.key -out ca.pem \
+        -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign 2>/dev/null",
+    );
+    // openssl reads `/` in -subj as a separator; the GUN's slashes are escaped.
+    let subject = format!("/CN={}", GUN.replace('/', "\\/"));
+    sh(&format!(
+        "openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '{subject}' \
+        -keyout leaf.key -out leaf.csr 2>/dev/null"
+    ));
+    sh(
+        "printf 'basicConstraints=CA:FALSE\\nextendedKeyUsage=codeSigning\\n' > ext.cnf && \
+        openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
+        -extfile ext.cnf -out leaf.pem 2>/dev/null",
+    );
+    use p256::pkcs8::DecodePrivateKey;
+    let key = p256::ecdsa::SigningKey::from_pkcs8_pem(
+        &std::fs::read_to_string(dir.join("leaf.key")).unwrap(),
+    )
+    .unwrap();
+    (
+        std::fs::read(dir.join("ca.pem")).unwrap(),
+        SigningKey::P256(key),
+        std::fs::read_to_string(dir.join("leaf.pem")).unwrap(),
+    )
+}
+
+#[test]
+fn root_pinned_to_a_ca_accepts_only_roots_that_ca_issued() {
+    let pki = tempfile::tempdir().unwrap();
+    let (ca_pem, key, cert) = ca_issued_root(pki.path());
+    let cas = x509_cert::Certificate::load_pem_chain(&ca_pem).unwrap();
+    let run = |w: &World| {
+        let fetch = DirFetch {
+            dir: w.server.path().to_path_buf(),
+        };
+        let cache = Cache::new(w.cache.path(), GUN, 100 << 20).unwrap();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(update(
+                &fetch,
+                &cache,
+                GUN,
+                now(),
+                &RootTrust::PinnedCa(cas.clone()),
+                &Limits::default(),
+            ))
+    };
+    let issued = World::with_root(1, key, cert);
+    issued.publish(1, 1, &issued.targets(1, &[("v1", b"m")], None), &[]);
+    run(&issued).expect("a root certificate issued by the pinned CA is trusted");
+
+    let self_signed = World::new(1);
+    self_signed.publish(1, 1, &self_signed.targets(1, &[("v1", b"m")], None), &[]);
+    let err = run(&self_signed).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::Pinning(_))),
+        "{err}"
+    );
+    assert!(self_signed.cache_state().is_empty());
 }

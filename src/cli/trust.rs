@@ -34,29 +34,54 @@ pub struct Settings {
     pub acr_registries: Vec<String>,
 }
 
-/// Pins: `certs` maps a GUN, or a prefix ending in `*`, to root certificate key IDs (the IDs
-/// `docker trust inspect` shows as the Root key).
+/// Pins, as the notary CLI's `trust_pinning`: `certs` maps a GUN, or a prefix ending in `*`, to
+/// root certificate key IDs (the IDs `docker trust inspect` shows as the Root key); `ca` maps a
+/// GUN prefix to a PEM file of CA certificates the root certificate must chain to.
 #[derive(Debug, Default, Deserialize)]
 pub struct TrustPinning {
     /// GUN or `prefix*` → allowed root certificate key IDs.
     #[serde(default)]
     pub certs: BTreeMap<String, Vec<String>>,
+    /// GUN prefix → CA bundle (PEM file).
+    #[serde(default)]
+    pub ca: BTreeMap<String, std::path::PathBuf>,
 }
 
 impl TrustPinning {
-    /// The trust policy for `gun`: the exact GUN's pin, else the longest matching prefix, else TOFU.
-    pub fn for_gun(&self, gun: &str) -> RootTrust {
+    /// The trust policy for `gun`: a certificate-ID pin (exact GUN, else longest `prefix*`),
+    /// else a CA pin (longest prefix), else TOFU.
+    pub fn for_gun(&self, gun: &str) -> Result<RootTrust, String> {
         if let Some(ids) = self.certs.get(gun) {
-            return RootTrust::PinnedCertIds(ids.clone());
+            return Ok(RootTrust::PinnedCertIds(ids.clone()));
         }
-        self.certs
+        if let Some((_, ids)) = self
+            .certs
             .iter()
             .filter_map(|(k, v)| Some((k.strip_suffix('*')?, v)))
             .filter(|(prefix, _)| gun.starts_with(prefix))
             .max_by_key(|(prefix, _)| prefix.len())
-            .map_or(RootTrust::Tofu, |(_, ids)| {
-                RootTrust::PinnedCertIds(ids.clone())
-            })
+        {
+            return Ok(RootTrust::PinnedCertIds(ids.clone()));
+        }
+        let Some((_, path)) = self
+            .ca
+            .iter()
+            .filter(|(prefix, _)| gun.starts_with(prefix.trim_end_matches('*')))
+            .max_by_key(|(prefix, _)| prefix.len())
+        else {
+            return Ok(RootTrust::Tofu);
+        };
+        let pem =
+            std::fs::read(path).map_err(|e| format!("trust_pinning CA {}: {e}", path.display()))?;
+        let cas = x509_cert::Certificate::load_pem_chain(&pem)
+            .map_err(|e| format!("trust_pinning CA {}: {e}", path.display()))?;
+        if cas.is_empty() {
+            return Err(format!(
+                "trust_pinning CA {} holds no certificate",
+                path.display()
+            ));
+        }
+        Ok(RootTrust::PinnedCa(cas))
     }
 }
 
@@ -135,7 +160,7 @@ impl TrustRepo {
                 },
             },
             cache,
-            trust: settings.trust_pinning.for_gun(&gun),
+            trust: settings.trust_pinning.for_gun(&gun).map_err(Error::Usage)?,
             limits,
             config,
             config_dir,
@@ -233,13 +258,13 @@ mod tests {
             r#"{"certs":{"r.io/*":["a"],"r.io/team/*":["b"],"r.io/team/app":["c"]}}"#,
         )
         .unwrap();
-        let ids = |t: RootTrust| match t {
+        let ids = |t: Result<RootTrust, String>| match t.unwrap() {
             RootTrust::PinnedCertIds(v) => v,
-            RootTrust::Tofu => vec![],
+            _ => vec![],
         };
         assert_eq!(ids(p.for_gun("r.io/team/app")), ["c"]);
         assert_eq!(ids(p.for_gun("r.io/team/x")), ["b"]);
         assert_eq!(ids(p.for_gun("r.io/y")), ["a"]);
-        assert!(matches!(p.for_gun("other.io/y"), RootTrust::Tofu));
+        assert!(matches!(p.for_gun("other.io/y"), Ok(RootTrust::Tofu)));
     }
 }

@@ -190,6 +190,8 @@ pub enum RootTrust {
     Tofu,
     /// Only roots whose root certificate key ID is one of these.
     PinnedCertIds(Vec<String>),
+    /// Only roots whose leaf certificate chains to one of these CA certificates.
+    PinnedCa(Vec<x509_cert::Certificate>),
 }
 
 fn check_type(role: &str, found: &str, expected: &'static str) -> Result<(), VerifyError> {
@@ -385,13 +387,31 @@ pub fn trust_first_root(
 ) -> Result<TrustedRoot, VerifyError> {
     let (file, root) = parse_root(bytes)?;
     let valid = valid_root_keyids(&root, gun, now, true)?;
-    if let RootTrust::PinnedCertIds(ids) = trust
-        && !valid.iter().any(|v| ids.contains(v))
-    {
-        return Err(VerifyError::Pinning(format!(
-            "root certificate key IDs {valid:?} are not among the pinned {ids:?}"
-        )));
-    }
+    let valid = match trust {
+        RootTrust::Tofu => valid,
+        RootTrust::PinnedCertIds(ids) => {
+            let pinned: Vec<String> = valid.iter().filter(|v| ids.contains(v)).cloned().collect();
+            if pinned.is_empty() {
+                return Err(VerifyError::Pinning(format!(
+                    "root certificate key IDs {valid:?} are not among the pinned {ids:?}"
+                )));
+            }
+            pinned
+        }
+        RootTrust::PinnedCa(cas) => {
+            let pinned: Vec<String> = valid
+                .iter()
+                .filter(|id| x509::chains_to(&root.keys[*id], cas, now))
+                .cloned()
+                .collect();
+            if pinned.is_empty() {
+                return Err(VerifyError::Pinning(
+                    "no root certificate is issued by the pinned CA".into(),
+                ));
+            }
+            pinned
+        }
+    };
     check_threshold(
         "root",
         &file,
