@@ -220,6 +220,10 @@ impl World {
     }
 
     fn update(&self) -> Result<Repo, ClientError> {
+        self.update_with(&RootTrust::Tofu)
+    }
+
+    fn update_with(&self, trust: &RootTrust) -> Result<Repo, ClientError> {
         let fetch = DirFetch {
             dir: self.server.path().to_path_buf(),
         };
@@ -232,7 +236,7 @@ impl World {
                 &cache,
                 GUN,
                 now(),
-                &RootTrust::Tofu,
+                trust,
                 &Limits::default(),
             ))
     }
@@ -418,22 +422,8 @@ fn endless_timestamp_is_cut_off_at_the_limit() {
 fn root_pinned_to_another_certificate_is_refused() {
     let w = World::new(1);
     w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
-    let fetch = DirFetch {
-        dir: w.server.path().to_path_buf(),
-    };
-    let cache = Cache::new(w.cache.path(), GUN, 100 << 20).unwrap();
-    let pinned = RootTrust::PinnedCertIds(vec!["0".repeat(64)]);
-    let err = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(update(
-            &fetch,
-            &cache,
-            GUN,
-            now(),
-            &pinned,
-            &Limits::default(),
-        ))
+    let err = w
+        .update_with(&RootTrust::PinnedCertIds(vec!["0".repeat(64)]))
         .unwrap_err();
     assert!(
         matches!(err, ClientError::Verify(VerifyError::Pinning(_))),
@@ -441,18 +431,7 @@ fn root_pinned_to_another_certificate_is_refused() {
     );
     assert!(w.cache_state().is_empty());
     // Pinning the right certificate ID works.
-    let right = RootTrust::PinnedCertIds(vec![w.root_cert.id()]);
-    tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap()
-        .block_on(update(
-            &fetch,
-            &cache,
-            GUN,
-            now(),
-            &right,
-            &Limits::default(),
-        ))
+    w.update_with(&RootTrust::PinnedCertIds(vec![w.root_cert.id()]))
         .unwrap();
 }
 
@@ -502,23 +481,7 @@ fn root_pinned_to_a_ca_accepts_only_roots_that_ca_issued() {
     let pki = tempfile::tempdir().unwrap();
     let (ca_pem, key, cert) = ca_issued_root(pki.path());
     let cas = x509_cert::Certificate::load_pem_chain(&ca_pem).unwrap();
-    let run = |w: &World| {
-        let fetch = DirFetch {
-            dir: w.server.path().to_path_buf(),
-        };
-        let cache = Cache::new(w.cache.path(), GUN, 100 << 20).unwrap();
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(update(
-                &fetch,
-                &cache,
-                GUN,
-                now(),
-                &RootTrust::PinnedCa(cas.clone()),
-                &Limits::default(),
-            ))
-    };
+    let run = |w: &World| w.update_with(&RootTrust::PinnedCa(cas.clone()));
     let issued = World::with_root(1, key, cert);
     issued.publish(1, 1, &issued.targets(1, &[("v1", b"m")], None), &[]);
     run(&issued).expect("a root certificate issued by the pinned CA is trusted");

@@ -6,31 +6,15 @@ use crate::harness::*;
 #[test]
 fn registry_accepts_a_scratch_image_pushed_by_the_engine() {
     let stack = stack();
-    let env = TestEnv::new();
-    let src = env.home.join("rootfs");
-    std::fs::create_dir_all(&src).unwrap();
-    std::fs::write(src.join("hello.txt"), "hello from the stack test\n").unwrap();
-    let tar = env.home.join("rootfs.tar");
-    assert_success(
-        &run(env
-            .cmd("tar")
-            .arg("-C")
-            .arg(&src)
-            .arg("-cf")
-            .arg(&tar)
-            .arg("hello.txt")),
-        "tar",
-    );
+    let mut env = TestEnv::new();
+    env.set("DOCKER_HOST", &stack.docker_host);
     let image = format!("{}/stack/smoke:v1", stack.registry);
+    import_image(&env, &image, "hello from the stack test\n");
     let docker = |args: &[&str]| {
         let mut c = env.docker();
-        c.args(["-H", &stack.docker_host]).args(args);
+        c.args(args);
         c
     };
-    assert_success(
-        &run(&mut docker(&["import", tar.to_str().unwrap(), &image])),
-        "docker import",
-    );
     let out = run(&mut docker(&["push", &image]));
     assert_success(&out, "docker push");
     assert!(
