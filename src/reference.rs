@@ -83,11 +83,6 @@ impl ImageRef {
     pub fn gun(&self) -> String {
         format!("{}/{}", self.registry, self.repository)
     }
-
-    /// The repository name as the engine expects it (`host/path`, or the short Hub form).
-    pub fn name(&self) -> String {
-        self.gun()
-    }
 }
 
 impl fmt::Display for ImageRef {

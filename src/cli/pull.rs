@@ -66,7 +66,7 @@ impl PullArgs {
         }
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();
-        let name = image.name();
+        let name = image.gun();
         let n = targets.len();
         for (i, (tag, target)) in targets.iter().enumerate() {
             let digest = format!(
@@ -119,7 +119,7 @@ async fn note_moved_tag(t: &TrustRepo, image: &ImageRef, tag: &str, signed: &str
     {
         println!(
             "Note: {}:{tag} in the registry now points to {}, which is not signed; pulled the signed {signed}",
-            image.name(),
+            image.gun(),
             current.digest
         );
     }

@@ -41,16 +41,13 @@ impl PushArgs {
         let mut progress = Progress::stdout();
         let pushed = cancellable(&ctx.cancel, async {
             Ok(engine
-                .push(&image.name(), &tag, creds, &mut progress)
+                .push(&image.gun(), &tag, creds, &mut progress)
                 .await?)
         })
         .await?;
         let change = Change::Add {
             tag: tag.clone(),
-            meta: manifest_meta(
-                &hex::decode(pushed.digest.trim_start_matches("sha256:")).unwrap_or_default(),
-                pushed.size,
-            ),
+            meta: manifest_meta(&pushed.sha256, pushed.size),
         };
         let signed = cancellable(&ctx.cancel, publish_changes(&t, &[change])).await;
         match signed {

@@ -231,6 +231,8 @@ pub fn engine_credentials(credential: &Credential, registry: &str) -> Option<Doc
 pub struct Pushed {
     /// `sha256:<hex>`
     pub digest: String,
+    /// The raw sha256.
+    pub sha256: [u8; 32],
     /// Manifest size in bytes.
     pub size: u64,
 }
@@ -241,12 +243,13 @@ pub struct Pushed {
 pub fn parse_push_digest(status: &str, tag: &str) -> Option<Pushed> {
     let rest = status.strip_prefix(tag)?.strip_prefix(": digest: ")?;
     let (digest, size) = rest.split_once(" size: ")?;
-    let hex = digest.strip_prefix("sha256:")?;
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
+    let sha256: [u8; 32] = hex::decode(digest.strip_prefix("sha256:")?)
+        .ok()?
+        .try_into()
+        .ok()?;
     Some(Pushed {
         digest: digest.to_string(),
+        sha256,
         size: size.trim().parse().ok()?,
     })
 }
@@ -411,6 +414,7 @@ mod tests {
             parse_push_digest(&format!("v1: digest: {d} size: 523"), "v1"),
             Some(Pushed {
                 digest: d.into(),
+                sha256: hex::decode(&d[7..]).unwrap().try_into().unwrap(),
                 size: 523
             })
         );

@@ -369,6 +369,17 @@ fn valid_root_keyids(
     }
 }
 
+/// Checks that `root` is signed by a threshold of its own root keys among `valid`.
+fn check_self_signed(file: &SignedFile, root: &Root, valid: &[String]) -> Result<(), VerifyError> {
+    check_threshold(
+        "root",
+        file,
+        &root.keys,
+        valid,
+        root.roles["root"].threshold,
+    )
+}
+
 fn parse_root(bytes: &[u8]) -> Result<(SignedFile, Root), VerifyError> {
     let file = SignedFile::parse("root", bytes)?;
     let root: Root = file.typed("root")?;
@@ -412,13 +423,7 @@ pub fn trust_first_root(
             pinned
         }
     };
-    check_threshold(
-        "root",
-        &file,
-        &root.keys,
-        &valid,
-        root.roles["root"].threshold,
-    )?;
+    check_self_signed(&file, &root, &valid)?;
     check_version("root", root.version, None)?;
     check_expiry("root", &root.expires, now)?;
     Ok(TrustedRoot {
@@ -436,13 +441,7 @@ pub fn load_cached_root(
 ) -> Result<TrustedRoot, VerifyError> {
     let (file, root) = parse_root(bytes)?;
     let valid = valid_root_keyids(&root, gun, now, false)?;
-    check_threshold(
-        "root",
-        &file,
-        &root.keys,
-        &valid,
-        root.roles["root"].threshold,
-    )?;
+    check_self_signed(&file, &root, &valid)?;
     Ok(TrustedRoot {
         root,
         bytes: bytes.to_vec(),
@@ -477,13 +476,7 @@ pub fn rotate_root(
         });
     }
     let valid = valid_root_keyids(&root, gun, now, final_root)?;
-    check_threshold(
-        "root",
-        &file,
-        &root.keys,
-        &valid,
-        root.roles["root"].threshold,
-    )?;
+    check_self_signed(&file, &root, &valid)?;
     if final_root {
         check_expiry("root", &root.expires, now)?;
     }

@@ -318,14 +318,6 @@ pub fn make_root_certificate(
     Ok(cert.pem())
 }
 
-/// The DER of a PEM certificate, for tests and diagnostics.
-pub fn certificate_der(pem_text: &str) -> Option<Vec<u8>> {
-    use der::DecodePem;
-    Certificate::from_pem(pem_text.as_bytes())
-        .ok()
-        .and_then(|c| c.to_der().ok())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

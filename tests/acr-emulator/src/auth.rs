@@ -620,15 +620,7 @@ fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
 }
 
 fn guid() -> String {
-    let x = random_hex(16);
-    format!(
-        "{}-{}-{}-{}-{}",
-        &x[0..8],
-        &x[8..12],
-        &x[12..16],
-        &x[16..20],
-        &x[20..32]
-    )
+    crate::config::format_guid(&random_hex(16))
 }
 
 /// `YYYY-MM-DD hh:mm:ssZ`, as Entra's error bodies print time.

@@ -71,14 +71,7 @@ impl Identity {
             use sha2::{Digest, Sha256};
             let h = Sha256::digest(format!("{}/{}", self.tenant_id, self.client_id).as_bytes());
             let x: String = h[..16].iter().map(|b| format!("{b:02x}")).collect();
-            format!(
-                "{}-{}-{}-{}-{}",
-                &x[0..8],
-                &x[8..12],
-                &x[12..16],
-                &x[16..20],
-                &x[20..32]
-            )
+            format_guid(&x)
         })
     }
 }
@@ -118,4 +111,16 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// 32 hex digits as a GUID: 8-4-4-4-12.
+pub fn format_guid(x: &str) -> String {
+    format!(
+        "{}-{}-{}-{}-{}",
+        &x[0..8],
+        &x[8..12],
+        &x[12..16],
+        &x[16..20],
+        &x[20..32]
+    )
 }
