@@ -6,7 +6,7 @@ use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
 use crate::notary::client::SignedTarget;
 use crate::reference::ImageRef;
-use crate::registry::manifest_ref;
+use crate::registry::{AuthedClient, manifest_ref};
 
 /// Arguments of `pull`.
 #[derive(Debug, clap::Args)]
@@ -67,6 +67,8 @@ impl PullArgs {
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();
         let name = image.gun();
+        // For the moved-tag note; set up once for all tags, and optional like the note.
+        let registry = t.registry_client().await.ok();
         let n = targets.len();
         for (i, (tag, target)) in targets.iter().enumerate() {
             let digest = format!(
@@ -102,7 +104,9 @@ impl PullArgs {
             }
             eprintln!("Tagging {by_digest} as {reference}");
             engine.tag(&by_digest, &name, tag).await?;
-            note_moved_tag(&t, &image, tag, &digest).await;
+            if let Some((client, base)) = &registry {
+                note_moved_tag(client, base, &image, tag, &digest).await;
+            }
         }
         Ok(())
     }
@@ -110,11 +114,14 @@ impl PullArgs {
 
 /// Says so when the registry's tag now points elsewhere than the signed digest (someone pushed
 /// without signing). Best effort: failing to ask changes nothing.
-async fn note_moved_tag(t: &TrustRepo, image: &ImageRef, tag: &str, signed: &str) {
-    let Ok((client, base)) = t.registry_client().await else {
-        return;
-    };
-    if let Ok(current) = manifest_ref(&client, &base, &image.repository, tag).await
+async fn note_moved_tag(
+    client: &AuthedClient,
+    base: &str,
+    image: &ImageRef,
+    tag: &str,
+    signed: &str,
+) {
+    if let Ok(current) = manifest_ref(client, base, &image.repository, tag).await
         && current.digest != signed
     {
         println!(
