@@ -223,7 +223,7 @@ pub async fn refresh_token(
         tracing::debug!("using the cached ACR refresh token for {registry}");
         return Ok(t);
     }
-    let entra_http = crate::registry::entra_client().map_err(|e| AcrError::Unreachable {
+    let entra_http = entra::entra_client().map_err(|e| AcrError::Unreachable {
         registry: registry.to_string(),
         reason: e.to_string(),
     })?;

@@ -7,6 +7,10 @@
 //! tools (Azure CLI, azd). `--credential NAME` picks one. When every source fails, the error
 //! lists each source and why. Tokens are [`Secret`]s and never logged.
 
+mod http;
+
+pub use http::entra_client;
+
 use std::sync::Arc;
 
 use azure_core::credentials::TokenCredential;

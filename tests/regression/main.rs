@@ -6,8 +6,8 @@
 //!
 //! One module per area, so that work on one area does not touch the others:
 
-mod trust_core; // trust core: delegation walk, root rotation, targets, rollback floors
 mod edge; // CLI edge: argv, error rendering, docker config secrets
 mod endpoint; // references, endpoints, TLS, token realms
 mod entra; // Entra credential chain, ACR token cache
+mod trust_core; // trust core: delegation walk, root rotation, targets, rollback floors
 mod write; // publishing: interrupted uploads, first signers, key-creation lock
