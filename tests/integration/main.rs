@@ -8,10 +8,12 @@ mod harness;
 
 mod acr_e2e;
 mod acr_stack;
+mod attacks_wire;
 mod cancel;
 mod info;
 mod install;
 mod plugin_protocol;
 mod push_pull;
 mod stack;
+mod tamper;
 mod trust;
