@@ -5,9 +5,12 @@
 use std::collections::BTreeMap;
 
 use docker_trustacr::dockercfg::credentials::Credential;
+use docker_trustacr::keystore::Keyring;
+use docker_trustacr::keystore::lock::LockPlace;
 use docker_trustacr::notary::NotaryServer;
 use docker_trustacr::notary::cache::Cache;
-use docker_trustacr::notary::publish::{Change, publish};
+use docker_trustacr::notary::publish::{Change, Publisher};
+use docker_trustacr::plugin::cancel::Cancellation;
 use docker_trustacr::registry::auth::Authenticator;
 use docker_trustacr::registry::{AuthedClient, client_for};
 use docker_trustacr::tuf::metadata::{Base64Bytes, FileMeta};
@@ -35,27 +38,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|i| {
             let tag = format!("t{i}");
             let sha = Sha256::digest(tag.as_bytes()).to_vec();
-            Change::Add {
+            Change::add(
                 tag,
-                meta: FileMeta {
+                FileMeta {
                     custom: None,
                     hashes: BTreeMap::from([("sha256".to_string(), Base64Bytes(sha))]),
                     length: 1000 + i as i64,
                 },
-            }
+            )
         })
         .collect();
     let cache = Cache::new(trust_dir.path(), gun, 100 << 20)?;
     let now = time::OffsetDateTime::now_utc();
-    publish(
-        &server,
-        &cache,
-        &changes,
-        now,
-        &RootTrust::Tofu,
-        &Limits::default(),
-    )
-    .await?;
+    let cancel = Cancellation::never();
+    let keys = Keyring::new(LockPlace::for_user(), cancel.clone());
+    let publisher = Publisher {
+        server: &server,
+        cache: &cache,
+        trust: &RootTrust::Tofu,
+        limits: &Limits::default(),
+        keys: &keys,
+        cancel: &cancel,
+    };
+    publisher.publish(&changes, now).await?;
     println!("published {count} tags to {gun}");
     Ok(())
 }

@@ -210,6 +210,7 @@ impl Error {
     fn exit_code(&self) -> u8 {
         match self {
             Error::Cancelled(_) => EXIT_CANCELLED,
+            Error::Publish(e) if e.cancelled().is_some() => EXIT_CANCELLED,
             Error::Invocation(_) | Error::Usage(_) => EXIT_USAGE,
             _ => 1,
         }

@@ -8,8 +8,8 @@ use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
 use crate::keystore;
-use crate::notary::publish::Change;
 use crate::reference::ImageRef;
+use crate::tuf::editor::Change;
 
 /// Arguments of `push`.
 #[derive(Debug, clap::Args)]
@@ -45,16 +45,15 @@ impl PushArgs {
                 .await?)
         })
         .await?;
-        let change = Change::Add {
-            tag: tag.clone(),
-            meta: manifest_meta(&pushed.sha256, pushed.size),
-        };
-        let signed = cancellable(&ctx.cancel, publish_changes(&t, &[change])).await;
-        match signed {
+        let change = Change::add(tag.clone(), manifest_meta(&pushed.sha256, pushed.size));
+        // Not wrapped in `cancellable`: the publish reports what is live when cancelled.
+        match publish_changes(ctx, &t, &[change]).await {
             Ok(()) => {
                 println!("Successfully signed {image}");
                 Ok(())
             }
+            // The signature may already be live: "NOT signed" would be false.
+            Err(Error::Publish(e)) if e.may_be_live() => Err(Error::Publish(e)),
             Err(e) => Err(Error::PushedButUnsigned {
                 reference: image.to_string(),
                 digest: pushed.digest,

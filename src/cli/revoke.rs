@@ -3,8 +3,8 @@
 use super::sign::publish_changes;
 use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
-use crate::notary::publish::Change;
 use crate::reference::ImageRef;
+use crate::tuf::editor::Change;
 
 /// Arguments of `revoke`.
 #[derive(Debug, clap::Args)]
@@ -27,7 +27,7 @@ impl RevokeArgs {
                 image.gun()
             )));
         }
-        cancellable(&ctx.cancel, async {
+        let (t, changes) = cancellable(&ctx.cancel, async {
             let t = TrustRepo::open(ctx, &image).await?;
             t.check_can_sign(false).await?;
             let repo = t.update().await?;
@@ -46,13 +46,15 @@ impl RevokeArgs {
                 }
                 None => signed,
             };
-            let changes: Vec<Change> = tags.into_iter().map(|tag| Change::Remove { tag }).collect();
-            if !changes.is_empty() {
-                publish_changes(&t, &changes).await?;
-            }
-            println!("Successfully deleted signature for {}", self.image);
-            Ok(())
+            let changes: Vec<Change> = tags.into_iter().map(Change::remove).collect();
+            Ok((t, changes))
         })
-        .await
+        .await?;
+        // Not wrapped in `cancellable`: the publish reports what is live when cancelled.
+        if !changes.is_empty() {
+            publish_changes(ctx, &t, &changes).await?;
+        }
+        println!("Successfully deleted signature for {}", self.image);
+        Ok(())
     }
 }

@@ -7,9 +7,12 @@ use time::OffsetDateTime;
 
 use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
-use crate::notary::publish::{self, Change};
+use crate::keystore::Keyring;
+use crate::keystore::lock::LockPlace;
+use crate::notary::publish::{PublishError, Publisher};
 use crate::reference::ImageRef;
 use crate::registry::manifest_ref;
+use crate::tuf::editor::Change;
 use crate::tuf::metadata::{Base64Bytes, FileMeta};
 
 /// Arguments of `sign`.
@@ -43,7 +46,7 @@ impl SignArgs {
             by_gun.entry(image.gun()).or_default().push(image);
         }
         for images in by_gun.values() {
-            cancellable(&ctx.cancel, sign_repo(ctx, images)).await?;
+            sign_repo(ctx, images).await?;
         }
         Ok(())
     }
@@ -51,37 +54,55 @@ impl SignArgs {
 
 /// Signs `images` (all of one repository) in one publish.
 pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<(), Error> {
-    let t = TrustRepo::open(ctx, &images[0]).await?;
-    t.check_can_sign(false).await?;
-    let (registry, base) = t.registry_client().await?;
-    let mut changes = Vec::new();
-    for image in images {
-        let tag = image.tag.clone().unwrap_or_default();
-        let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
-        changes.push(Change::Add {
-            tag,
-            meta: manifest_meta(&m.sha256, m.size),
-        });
-    }
-    publish_changes(&t, &changes).await?;
+    // Everything before the publish changes nothing and can simply be dropped on cancellation;
+    // the publish itself reports what is live when it is cancelled.
+    let (t, changes) = cancellable(&ctx.cancel, async {
+        let t = TrustRepo::open(ctx, &images[0]).await?;
+        t.check_can_sign(false).await?;
+        let (registry, base) = t.registry_client().await?;
+        let mut changes = Vec::new();
+        for image in images {
+            let tag = image.tag.clone().unwrap_or_default();
+            let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
+            changes.push(Change::add(tag, manifest_meta(&m.sha256, m.size)));
+        }
+        Ok((t, changes))
+    })
+    .await?;
+    publish_changes(ctx, &t, &changes).await?;
     for image in images {
         println!("Successfully signed {image}");
     }
     Ok(())
 }
 
-/// Publishes `changes`, printing docker's progress lines.
-pub async fn publish_changes(t: &TrustRepo, changes: &[Change]) -> Result<(), Error> {
+/// Publishes `changes` with keys from the keyring, printing docker's progress lines. A
+/// cancellation before the upload is [`Error::Cancelled`] (nothing changed); after it, the
+/// error says what is live.
+pub async fn publish_changes(
+    ctx: &Context,
+    t: &TrustRepo,
+    changes: &[Change],
+) -> Result<(), Error> {
     println!("Signing and pushing trust metadata");
-    let published = publish::publish(
-        &t.server,
-        &t.cache,
-        changes,
-        OffsetDateTime::now_utc(),
-        &t.trust,
-        &t.limits,
-    )
-    .await?;
+    let keys = Keyring::new(LockPlace::for_user(), ctx.cancel.clone());
+    let publisher = Publisher {
+        server: &t.server,
+        cache: &t.cache,
+        trust: &t.trust,
+        limits: &t.limits,
+        keys: &keys,
+        cancel: &ctx.cancel,
+    };
+    let published = match publisher.publish(changes, OffsetDateTime::now_utc()).await {
+        Ok(p) => p,
+        Err(PublishError::Interrupted {
+            reason,
+            stage: crate::notary::publish::Stage::NothingSent,
+            ..
+        }) => return Err(Error::Cancelled(reason)),
+        Err(e) => return Err(e.into()),
+    };
     if published.initialized {
         println!("Finished initializing \"{}\"", t.server.gun);
     }

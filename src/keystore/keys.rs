@@ -57,10 +57,12 @@ impl std::fmt::Display for KeyName {
     }
 }
 
+/// The keyring secret's form. Fields borrow from the secret text, so parsing makes no copy of
+/// the private key that would outlive the zeroized text.
 #[derive(Serialize, Deserialize)]
-struct Stored {
-    keytype: String,
-    private: String,
+struct Stored<'a> {
+    keytype: &'a str,
+    private: &'a str,
 }
 
 fn random32() -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
@@ -124,31 +126,47 @@ impl SigningKey {
         }
     }
 
-    fn to_stored(&self) -> Zeroizing<String> {
+    /// The keyring secret for this key: `{"keytype":…,"private":"<base64>"}`. Every buffer that
+    /// holds the private key (raw, base64, JSON) is wiped when dropped.
+    pub fn to_keyring_secret(&self) -> Zeroizing<String> {
         let (keytype, private) = match self {
-            SigningKey::Ed25519(k) => ("ed25519", Zeroizing::new(k.to_bytes().to_vec())),
+            SigningKey::Ed25519(k) => ("ed25519", Zeroizing::new(k.as_bytes().to_vec())),
             SigningKey::P256(k) => ("ecdsa-p256", Zeroizing::new(k.to_bytes().to_vec())),
         };
+        // Sized up front: a growing buffer would free (unwiped) copies as it reallocates.
+        let mut b64 = Zeroizing::new(String::with_capacity(private.len().div_ceil(3) * 4 + 4));
+        base64::engine::general_purpose::STANDARD.encode_string(private.as_slice(), &mut b64);
         let stored = Stored {
-            keytype: keytype.into(),
-            private: base64::engine::general_purpose::STANDARD.encode(private.as_slice()),
+            keytype,
+            private: &b64,
         };
-        Zeroizing::new(serde_json::to_string(&stored).unwrap_or_default())
+        let mut json = Zeroizing::new(Vec::with_capacity(b64.len() + keytype.len() + 64));
+        if serde_json::to_writer(&mut *json, &stored).is_err() {
+            return Zeroizing::new(String::new());
+        }
+        // Moves the buffer without copying it; only ASCII was written.
+        Zeroizing::new(String::from_utf8(std::mem::take(&mut *json)).unwrap_or_default())
     }
 
-    fn from_stored(text: &str, name: &KeyName) -> Result<Self, KeystoreError> {
+    /// Parses a keyring secret written by [`SigningKey::to_keyring_secret`]; `name` is for the
+    /// error. Decoded key bytes are wiped when dropped.
+    pub fn from_keyring_secret(text: &str, name: &KeyName) -> Result<Self, KeystoreError> {
         let bad = || KeystoreError::Corrupt {
             entry: name.entry(),
         };
-        let stored: Stored = serde_json::from_str(text).map_err(|_| bad())?;
+        let stored: Stored<'_> = serde_json::from_str(text).map_err(|_| bad())?;
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(stored.private.as_bytes())
                 .map_err(|_| bad())?,
         );
-        match stored.keytype.as_str() {
+        match stored.keytype {
             "ed25519" => {
-                let seed: [u8; 32] = bytes.as_slice().try_into().map_err(|_| bad())?;
+                let mut seed = Zeroizing::new([0u8; 32]);
+                if bytes.len() != seed.len() {
+                    return Err(bad());
+                }
+                seed.copy_from_slice(&bytes);
                 Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
                     &seed,
                 )))
@@ -171,7 +189,7 @@ pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
     match entry(name)?.get_password() {
         Ok(text) => {
             let text = Zeroizing::new(text);
-            SigningKey::from_stored(&text, name).map(Some)
+            SigningKey::from_keyring_secret(&text, name).map(Some)
         }
         Err(keyring_core::Error::NoEntry) => Ok(None),
         Err(e) => Err(super::map_error(&e)),
@@ -182,7 +200,7 @@ pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
 /// key is used to sign anything.
 pub fn put(name: &KeyName, key: &SigningKey) -> Result<(), KeystoreError> {
     let e = entry(name)?;
-    e.set_password(&key.to_stored())
+    e.set_password(&key.to_keyring_secret())
         .map_err(|e| super::map_error(&e))?;
     match get(name)? {
         Some(back) if back.public() == key.public() => Ok(()),
@@ -190,39 +208,6 @@ pub fn put(name: &KeyName, key: &SigningKey) -> Result<(), KeystoreError> {
             entry: name.entry(),
         }),
     }
-}
-
-/// The key `name`, created with `generate` and stored first if the keyring has none.
-/// Returns whether it was created.
-pub fn get_or_create(
-    name: &KeyName,
-    generate: fn() -> Result<SigningKey, KeystoreError>,
-) -> Result<(SigningKey, bool), KeystoreError> {
-    // Two processes creating the shared root key at once would each sign with their own key
-    // while only one key survives in the keyring: that repository's root key would be lost.
-    // The keyring has no locking, so creation is serialised with a lock file.
-    let _guard = creation_lock();
-    if let Some(k) = get(name)? {
-        return Ok((k, false));
-    }
-    let key = generate()?;
-    put(name, &key)?;
-    Ok((key, true))
-}
-
-/// An exclusive lock held while a key is looked up and created; released on drop. Without a
-/// usable lock file the creation goes ahead unlocked rather than failing.
-fn creation_lock() -> Option<std::fs::File> {
-    let path = std::env::temp_dir().join("docker-trustacr-keyring.lock");
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .or_else(|_| std::fs::File::open(&path))
-        .ok()?;
-    file.lock().ok()?;
-    Some(file)
 }
 
 #[cfg(test)]
@@ -235,8 +220,8 @@ mod tests {
             SigningKey::generate_ed25519().unwrap(),
             SigningKey::generate_p256().unwrap(),
         ] {
-            let stored = key.to_stored();
-            let back = SigningKey::from_stored(&stored, &KeyName::Root).unwrap();
+            let stored = key.to_keyring_secret();
+            let back = SigningKey::from_keyring_secret(&stored, &KeyName::Root).unwrap();
             assert_eq!(back.public(), key.public());
             let (method, sig) = key.sign(b"msg");
             key.public().verify(method, b"msg", &sig).unwrap();
@@ -246,7 +231,7 @@ mod tests {
 
     #[test]
     fn corrupt_entry_is_an_error_naming_the_entry() {
-        let err = SigningKey::from_stored("{}", &KeyName::Targets { gun: "r/a".into() })
+        let err = SigningKey::from_keyring_secret("{}", &KeyName::Targets { gun: "r/a".into() })
             .unwrap_err()
             .to_string();
         assert!(err.contains("targets:r/a"), "{err}");

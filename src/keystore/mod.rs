@@ -5,9 +5,15 @@
 //! is lazy: only commands that need keys pay for a D-Bus connection.
 
 pub mod keys;
+pub mod lock;
+pub mod source;
+
+pub use source::{KeyKind, KeySource, Keyring};
 
 use std::fmt;
 use std::sync::{Arc, OnceLock};
+
+use crate::plugin::cancel::CancelReason;
 
 /// The keyring `service` under which every entry of this plugin is stored.
 pub const SERVICE: &str = "docker-trustacr";
@@ -49,6 +55,37 @@ pub enum KeystoreError {
         /// How to fix it on this platform.
         hint: &'static str,
     },
+    /// The key-creation lock directory is unsafe or unusable; nothing was created.
+    #[error(
+        "refusing the key-creation lock directory {path}: {reason}. Nothing was created. Remove it (or fix it: chmod 700, owned by you) and retry"
+    )]
+    LockDir {
+        /// The directory.
+        path: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The key-creation lock file could not be opened or locked.
+    #[error("cannot take the key-creation lock {path}: {reason}. Nothing was created")]
+    Lock {
+        /// The lock file.
+        path: String,
+        /// What the system said.
+        reason: String,
+    },
+    /// Another process held the key-creation lock for too long.
+    #[error(
+        "another docker trustacr process has held the key-creation lock {path} for {waited:?}; nothing was created. Wait for it to finish (or stop it) and retry"
+    )]
+    LockTimeout {
+        /// The lock file.
+        path: String,
+        /// How long this process waited.
+        waited: std::time::Duration,
+    },
+    /// The command was cancelled while waiting for the key-creation lock.
+    #[error("{0} while waiting for the key-creation lock")]
+    Interrupted(CancelReason),
 }
 
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]

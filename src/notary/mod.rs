@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod client;
 pub mod publish;
+pub mod upload;
 
 use std::path::PathBuf;
 

@@ -1,61 +1,35 @@
-//! Publishing: initialise a repository or change its targets, sign, and upload everything in one
-//! multipart POST, as docker does on ACR (the server holds the snapshot and timestamp keys).
+//! Publishing: read the repository, let the editor ([`crate::tuf::editor`]) build and sign the
+//! change, upload it ([`super::upload`]) in one multipart POST, as docker does on ACR (the server
+//! holds the snapshot and timestamp keys), and read back what clients will now see.
 //!
-//! The server applies an upload atomically or not at all, so a failed publish changes nothing
-//! there; locally only the cache is touched, and only with data that verified. When someone else
-//! published in between (the server answers `VERSION`), the update is fetched again, the changes
-//! re-applied and the upload retried.
+//! The server applies an upload atomically or not at all. Before the upload is sent, a failure
+//! or cancellation changes nothing there; once it is sent, every report says exactly what is
+//! live. When someone else published in between (`VERSION`), or initialised the repository first
+//! (our root refused as `INVALID_UPDATE`), the repository is read again, the changes re-applied
+//! and the upload retried.
 
-use std::collections::BTreeMap;
+use std::future::Future;
 
-use time::{Duration, OffsetDateTime};
+use time::OffsetDateTime;
 
 use super::NotaryServer;
 use super::cache::Cache;
 use super::client::{self, ClientError, Repo};
-use crate::keystore::KeystoreError;
-use crate::keystore::keys::{self, KeyName, SigningKey};
-use crate::registry::{HttpError, read_limited};
-use crate::tuf::keys::{PublicKey, keytype};
-use crate::tuf::metadata::{
-    Base64Bytes, Delegations, Expires, FileMeta, RoleKeys, Root, Signature, Targets,
-    canonical_bytes, encode_signed, role_type,
-};
-use crate::tuf::verify::{Limits, RootTrust};
-use crate::tuf::x509;
+use super::upload::{self, KeyFetchError, Outcome, Refusal, code};
+use crate::keystore::{KeySource, KeystoreError};
+use crate::plugin::cancel::{CancelReason, Cancellation};
+use crate::registry::HttpError;
+use crate::tuf::editor::{EditError, RELEASES, SignedUpdate, TARGETS, UnsignedUpdate};
+use crate::tuf::verify::{self, Limits, RootTrust, VerifyError};
 
-/// Root metadata lifetime (notary: 10 years).
-pub const ROOT_LIFETIME: Duration = Duration::days(3650);
-/// Targets lifetime (notary: 3 years).
-pub const TARGETS_LIFETIME: Duration = Duration::days(3 * 365);
+pub use crate::tuf::editor::{Change, sign_role};
+
 /// Attempts when the server reports a concurrent publish. Each retry waits a random
 /// 20–220 ms times the attempt number, so racing signers spread out instead of colliding again.
 const ATTEMPTS: usize = 8;
-
-/// One change to a repository's targets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Change {
-    /// Sign `tag` as the manifest described by `meta`.
-    Add {
-        /// Tag.
-        tag: String,
-        /// sha256 and length of the manifest.
-        meta: FileMeta,
-    },
-    /// Remove the signature of `tag`.
-    Remove {
-        /// Tag.
-        tag: String,
-    },
-}
-
-impl Change {
-    fn tag(&self) -> &str {
-        match self {
-            Change::Add { tag, .. } | Change::Remove { tag } => tag,
-        }
-    }
-}
+/// After a cancellation arrives while the upload is in flight, how long to keep waiting for the
+/// server's answer, so the report can say what is live instead of "unknown".
+const ANSWER_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// What a publish did.
 #[derive(Debug, Clone)]
@@ -66,47 +40,49 @@ pub struct Published {
     pub repo: Repo,
 }
 
+/// Where a cancellation stopped a publish.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    /// Before the upload was sent: nothing changed on the server.
+    NothingSent,
+    /// The upload was sent and the server did not answer in time: it may or may not be live.
+    Unanswered,
+    /// The server accepted the upload (it is live); reading it back was interrupted.
+    Accepted,
+}
+
 /// Errors publishing.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
-    /// Reading or verifying current trust data failed.
+    /// Reading or verifying current trust data failed; nothing was uploaded.
     #[error(transparent)]
     Client(#[from] ClientError),
-    /// The keyring failed.
+    /// Building or signing the change failed; nothing was uploaded.
     #[error(transparent)]
-    Keystore(#[from] KeystoreError),
-    /// HTTP failed.
+    Edit(#[from] EditError),
+    /// The server's snapshot and timestamp keys could not be had; nothing was uploaded.
+    #[error(transparent)]
+    ServerKeys(#[from] KeyFetchError),
+    /// HTTP failed before the upload was sent.
     #[error(transparent)]
     Http(#[from] HttpError),
-    /// We hold no key that may sign the repository's targets.
+    /// The root this publish would create is refused by the trust policy (pinning).
     #[error(
-        "cannot sign {gun}: its targets role is signed by key(s) {keyids:?}, and the keyring holds no such key (entry targets:{gun}). Ask the repository's administrator for a signing delegation, or publish from the machine that created it"
+        "the root docker trustacr would create for {gun} is refused by your trust pinning (trustacr.json): {source}. Nothing was published; pin this repository's root key or CA, or remove the pin for it"
     )]
-    NoSigningKey {
+    OwnRootUntrusted {
         /// GUN.
         gun: String,
-        /// Key IDs the role accepts.
-        keyids: Vec<String>,
-    },
-    /// A delegation we cannot sign would still decide what docker resolves.
-    #[error(
-        "cannot change {tag} in {gun}: targets/releases also signs it (digest {digest}), and docker resolves targets/releases first. Revoke it with the key holder's `docker trust revoke`, or use a tag that releases does not sign"
-    )]
-    ShadowedByReleases {
-        /// GUN.
-        gun: String,
-        /// Tag.
-        tag: String,
-        /// Digest releases signs.
-        digest: String,
+        /// Why.
+        source: Box<VerifyError>,
     },
     /// The server refused the upload.
-    #[error("the notary server refused the update for {gun}: {detail}. Nothing was published")]
+    #[error("the notary server refused the update for {gun}: {refusal}. Nothing was published")]
     Rejected {
         /// GUN.
         gun: String,
-        /// Server's explanation.
-        detail: String,
+        /// What it answered.
+        refusal: Box<Refusal>,
     },
     /// Others kept publishing.
     #[error("{gun} changed on the server during {ATTEMPTS} attempts to publish; try again")]
@@ -114,309 +90,424 @@ pub enum PublishError {
         /// GUN.
         gun: String,
     },
+    /// The upload was sent but no answer came back.
+    #[error(
+        "the upload to {gun} got no answer ({source}): the server may or may not have applied it ({change}). Run `docker trustacr verify {gun}:{tag}` to see what is signed"
+    )]
+    Unanswered {
+        /// GUN.
+        gun: String,
+        /// What the upload changes.
+        change: String,
+        /// A tag to verify.
+        tag: String,
+        /// The transport failure.
+        source: Box<HttpError>,
+    },
+    /// The upload was accepted, but reading it back failed.
+    #[error(
+        "the upload was accepted: {change}. Reading it back failed: {source}. Run `docker trustacr verify {gun}:{tag}` to check"
+    )]
+    ReadBack {
+        /// GUN.
+        gun: String,
+        /// What is now live.
+        change: String,
+        /// A tag to verify.
+        tag: String,
+        /// Why the read-back failed.
+        source: Box<ClientError>,
+    },
+    /// Accepted, but the local cache could not be written.
+    #[error(
+        "the upload was accepted: {change}. The trust cache in {dir} could not be written: {source}"
+    )]
+    Cache {
+        /// What is now live.
+        change: String,
+        /// Cache dir.
+        dir: String,
+        /// Why.
+        source: std::io::Error,
+    },
     /// The published data does not show the change.
-    #[error("published {gun}, but the verified trust data does not show the change to {tag}")]
+    #[error(
+        "published {gun}, but the verified trust data does not show the change to {tag} ({what})"
+    )]
     NotVisible {
         /// GUN.
         gun: String,
         /// Tag.
         tag: String,
+        /// What differs.
+        what: String,
     },
-    /// A certificate could not be made.
-    #[error(transparent)]
-    Certificate(#[from] x509::CertCreateError),
-    /// Encoding failed.
-    #[error("cannot encode {role}: {reason}")]
-    Encode {
-        /// Role.
-        role: String,
+    /// Cancelled (Ctrl-C, SIGTERM, the docker CLI); `stage` says what is live.
+    #[error("{}", interrupted(reason, stage, gun, change, tag))]
+    Interrupted {
         /// Why.
-        reason: String,
+        reason: CancelReason,
+        /// How far the publish got.
+        stage: Stage,
+        /// GUN.
+        gun: String,
+        /// What the upload changes.
+        change: String,
+        /// A tag to verify.
+        tag: String,
     },
 }
 
-/// Signs `body` with each `(key ID, key)` and returns the file bytes notary-server expects.
-pub fn sign_role<T: serde::Serialize>(
-    role: &str,
-    body: &T,
-    signers: &[(&str, &SigningKey)],
-) -> Result<Vec<u8>, PublishError> {
-    let canonical = canonical_bytes(body).map_err(|e| PublishError::Encode {
-        role: role.into(),
-        reason: e.to_string(),
-    })?;
-    let signatures: Vec<Signature> = signers
-        .iter()
-        .map(|(keyid, key)| {
-            let (method, sig) = key.sign(&canonical);
-            Signature {
-                keyid: keyid.to_string(),
-                method: method.to_string(),
-                sig: Base64Bytes(sig),
-            }
-        })
-        .collect();
-    Ok(encode_signed(&canonical, &signatures))
+fn interrupted(reason: &CancelReason, stage: &Stage, gun: &str, change: &str, tag: &str) -> String {
+    match stage {
+        Stage::NothingSent => {
+            format!("{reason}; stopped before anything was uploaded, nothing was changed")
+        }
+        Stage::Unanswered => format!(
+            "{reason} while the notary server was answering the upload: it may or may not have applied it ({change}). Run `docker trustacr verify {gun}:{tag}` to see what is signed"
+        ),
+        Stage::Accepted => format!(
+            "{reason} after the upload was accepted: {change}; verification of the read-back was interrupted. Run `docker trustacr verify {gun}:{tag}` to check"
+        ),
+    }
 }
 
-fn apply(targets: &mut Targets, changes: &[Change]) {
-    for c in changes {
-        match c {
-            Change::Add { tag, meta } => {
-                targets.targets.insert(tag.clone(), meta.clone());
-            }
-            Change::Remove { tag } => {
-                targets.targets.remove(tag);
-            }
+impl PublishError {
+    /// Whether the server may already serve the change (so "not signed" would be wrong).
+    pub fn may_be_live(&self) -> bool {
+        matches!(
+            self,
+            PublishError::Unanswered { .. }
+                | PublishError::ReadBack { .. }
+                | PublishError::Cache { .. }
+                | PublishError::Interrupted {
+                    stage: Stage::Unanswered | Stage::Accepted,
+                    ..
+                }
+        )
+    }
+
+    /// The cancellation that stopped the publish, if any.
+    pub fn cancelled(&self) -> Option<CancelReason> {
+        match self {
+            PublishError::Interrupted { reason, .. } => Some(*reason),
+            _ => None,
         }
     }
 }
 
-fn expires(now: OffsetDateTime, lifetime: Duration) -> Expires {
-    // Whole seconds keep the Go spelling short; the value itself does not matter.
-    Expires(
-        (now + lifetime)
-            .replace_nanosecond(0)
-            .unwrap_or(now + lifetime),
-    )
+/// Describes the changes as live facts: "v1, v2 signed in GUN".
+fn describe_change(gun: &str, changes: &[Change]) -> String {
+    let added: Vec<&str> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::AddTarget { .. }))
+        .map(|c| c.tag())
+        .collect();
+    let removed: Vec<&str> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::RemoveTarget { .. }))
+        .map(|c| c.tag())
+        .collect();
+    let mut parts = Vec::new();
+    if !added.is_empty() {
+        parts.push(format!("{} signed in {gun}", added.join(", ")));
+    }
+    if !removed.is_empty() {
+        parts.push(format!(
+            "the signature of {} removed from {gun}",
+            removed.join(", ")
+        ));
+    }
+    parts.join("; ")
 }
 
-/// Publishes `changes` to `server`'s repository, initialising it if it has no trust data.
-pub async fn publish(
-    server: &NotaryServer,
-    cache: &Cache,
-    changes: &[Change],
-    now: OffsetDateTime,
-    trust: &RootTrust,
-    limits: &Limits,
-) -> Result<Published, PublishError> {
-    let gun = server.gun.clone();
-    let mut initialized;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        if attempt > ATTEMPTS {
-            return Err(PublishError::Contention { gun });
-        }
-        let files = match client::update(server, cache, &gun, now, trust, limits).await {
-            Ok(repo) => {
-                initialized = false;
-                update_files(&repo, changes, now)?
+/// Everything a publish needs besides the changes.
+pub struct Publisher<'a> {
+    /// The repository on the notary server.
+    pub server: &'a NotaryServer,
+    /// The local trust cache.
+    pub cache: &'a Cache,
+    /// Root trust policy.
+    pub trust: &'a RootTrust,
+    /// Download limits.
+    pub limits: &'a Limits,
+    /// Where signing keys come from.
+    pub keys: &'a dyn KeySource,
+    /// Stops the publish; what it reports depends on how far it got.
+    pub cancel: &'a Cancellation,
+}
+
+impl Publisher<'_> {
+    /// Publishes `changes`, initialising the repository if it has no trust data.
+    pub async fn publish(
+        &self,
+        changes: &[Change],
+        now: OffsetDateTime,
+    ) -> Result<Published, PublishError> {
+        let gun = self.server.gun.clone();
+        let change = describe_change(&gun, changes);
+        let tag = changes
+            .first()
+            .map(|c| c.tag().to_string())
+            .unwrap_or_default();
+        let interrupted = |reason, stage| PublishError::Interrupted {
+            reason,
+            stage,
+            gun: gun.clone(),
+            change: change.clone(),
+            tag: tag.clone(),
+        };
+        let mut refused_init: Option<Refusal> = None;
+        let mut attempt = 0;
+        let signed = loop {
+            attempt += 1;
+            if attempt > ATTEMPTS {
+                return Err(PublishError::Contention { gun });
             }
+            let signed = self
+                .before_upload(self.prepare(changes, now, refused_init.take()))
+                .await
+                .map_err(|e| match e {
+                    Ok(reason)
+                    | Err(PublishError::Edit(EditError::Keystore(KeystoreError::Interrupted(
+                        reason,
+                    )))) => interrupted(reason, Stage::NothingSent),
+                    Err(e) => e,
+                })?;
+            let refusal = match self.send(&signed).await {
+                Sent::Accepted => break signed,
+                Sent::Refused(r) => r,
+                Sent::Unanswered(source) => {
+                    return Err(PublishError::Unanswered {
+                        gun,
+                        change,
+                        tag,
+                        source: Box::new(source),
+                    });
+                }
+                Sent::Interrupted(reason, stage) => return Err(interrupted(reason, stage)),
+            };
+            let initialising = signed.new_root().is_some();
+            // Someone else published first (VERSION), or initialised the repository first and
+            // the server refused our root: read it again and re-apply as a targets change.
+            let retry = refusal.has(code::OLD_VERSION)
+                || (initialising && refusal.has(code::INVALID_UPDATE));
+            if !retry {
+                return Err(PublishError::Rejected {
+                    gun,
+                    refusal: Box::new(refusal),
+                });
+            }
+            tracing::info!("{gun} changed on the server ({refusal}); reading it again");
+            if initialising {
+                refused_init = Some(refusal);
+            }
+            let mut r = [0u8; 1];
+            let _ = getrandom::fill(&mut r);
+            let wait = (20 + u64::from(r[0]) * 200 / 255) * attempt as u64;
+            if let Err(Ok(reason)) = self
+                .before_upload(async {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                    Ok(())
+                })
+                .await
+            {
+                return Err(interrupted(reason, Stage::NothingSent));
+            }
+        };
+        // From here on the change is live.
+        if let Some(root) = signed.new_root() {
+            // Pin the root we generated and the server accepted, not whatever the server
+            // returns on the read-back: a server that swaps it now would otherwise be trusted
+            // on first use.
+            self.cache
+                .write_all(&[("root".to_string(), root.to_vec())])
+                .map_err(|source| PublishError::Cache {
+                    change: change.clone(),
+                    dir: self.cache.dir().display().to_string(),
+                    source,
+                })?;
+        }
+        let read_back = client::update(self.server, self.cache, &gun, now, self.trust, self.limits);
+        let repo = tokio::select! {
+            biased;
+            reason = self.cancel.cancelled() => return Err(interrupted(reason, Stage::Accepted)),
+            r = read_back => r.map_err(|source| PublishError::ReadBack {
+                gun: gun.clone(),
+                change: change.clone(),
+                tag: tag.clone(),
+                source: Box::new(source),
+            })?,
+        };
+        check_visible(&repo, &signed)?;
+        Ok(Published {
+            initialized: signed.new_root().is_some(),
+            repo,
+        })
+    }
+
+    /// Runs `fut` unless cancelled first: `Err(Ok(reason))` on cancellation.
+    async fn before_upload<T>(
+        &self,
+        fut: impl Future<Output = Result<T, PublishError>>,
+    ) -> Result<T, Result<CancelReason, PublishError>> {
+        tokio::select! {
+            biased;
+            reason = self.cancel.cancelled() => Err(Ok(reason)),
+            r = fut => r.map_err(Err),
+        }
+    }
+
+    /// Reads the repository and builds the signed update. `refused_init` is the server's answer
+    /// to our previous attempt to initialise it.
+    async fn prepare(
+        &self,
+        changes: &[Change],
+        now: OffsetDateTime,
+        refused_init: Option<Refusal>,
+    ) -> Result<SignedUpdate, PublishError> {
+        let gun = &self.server.gun;
+        let unsigned = match client::update(
+            self.server,
+            self.cache,
+            gun,
+            now,
+            self.trust,
+            self.limits,
+        )
+        .await
+        {
+            Ok(repo) => UnsignedUpdate::update(
+                gun,
+                &repo.root.root,
+                repo.role(TARGETS).map(|r| &r.targets),
+                repo.role(RELEASES).map(|r| &r.targets),
+                now,
+            ),
             Err(ClientError::NotFound { missing, .. }) if missing == "root.json" => {
-                initialized = true;
-                init_files(server, changes, now).await?
+                if let Some(refusal) = refused_init {
+                    // Refused, yet still not initialised by anyone: the refusal was real.
+                    return Err(PublishError::Rejected {
+                        gun: gun.clone(),
+                        refusal: Box::new(refusal),
+                    });
+                }
+                UnsignedUpdate::init(gun, upload::server_keys(self.server).await?, now)
             }
             Err(e) => return Err(e.into()),
         };
-        match upload(server, &files).await? {
-            Upload::Done => break,
-            Upload::Conflict => {
-                tracing::info!("{gun} changed on the server; fetching it again");
-                let mut r = [0u8; 1];
-                let _ = getrandom::fill(&mut r);
-                let wait = (20 + u64::from(r[0]) * 200 / 255) * attempt as u64;
-                tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                continue;
-            }
-        }
-    }
-    // Read back through the full verification: what we report is what clients will see.
-    let repo = client::update(server, cache, &gun, now, trust, limits).await?;
-    for c in changes {
-        let seen = repo
-            .role("targets")
-            .and_then(|r| r.targets.targets.get(c.tag()));
-        let ok = match c {
-            Change::Add { meta, .. } => seen == Some(meta),
-            Change::Remove { .. } => seen.is_none(),
-        };
-        if !ok {
-            return Err(PublishError::NotVisible {
-                gun,
-                tag: c.tag().to_string(),
-            });
-        }
-    }
-    Ok(Published { initialized, repo })
-}
-
-fn update_files(
-    repo: &Repo,
-    changes: &[Change],
-    now: OffsetDateTime,
-) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
-    let gun = &repo.gun;
-    let root = &repo.root.root;
-    let allowed = &root.roles["targets"].keyids;
-    let key = keys::get(&KeyName::Targets { gun: gun.clone() })?
-        .filter(|k| allowed.contains(&k.public().id()))
-        .ok_or_else(|| PublishError::NoSigningKey {
-            gun: gun.clone(),
-            keyids: allowed.clone(),
-        })?;
-    if let Some(releases) = repo.role("targets/releases") {
+        let mut unsigned = unsigned;
         for c in changes {
-            if let Some(m) = releases.targets.targets.get(c.tag()) {
-                let same = matches!(c, Change::Add { meta, .. } if meta == m);
-                if !same {
-                    return Err(PublishError::ShadowedByReleases {
-                        gun: gun.clone(),
-                        tag: c.tag().to_string(),
-                        digest: hex::encode(m.sha256().unwrap_or_default()),
-                    });
+            unsigned.apply(c.clone())?;
+        }
+        let signed = sign(unsigned, self.keys)?;
+        if let Some(root) = signed.new_root() {
+            // Our own root must pass the same policy a reader applies, before it is uploaded.
+            verify::trust_first_root(gun, root, now, self.trust).map_err(|source| {
+                PublishError::OwnRootUntrusted {
+                    gun: gun.clone(),
+                    source: Box::new(source),
+                }
+            })?;
+        }
+        Ok(signed)
+    }
+
+    /// Sends the upload. A cancellation while it is in flight waits briefly for the answer, so
+    /// the report can say whether the change is live.
+    async fn send(&self, signed: &SignedUpdate) -> Sent {
+        let post = upload::upload(self.server, signed);
+        tokio::pin!(post);
+        let answer = tokio::select! {
+            biased;
+            r = &mut post => r,
+            reason = self.cancel.cancelled() => {
+                match tokio::time::timeout(ANSWER_GRACE, &mut post).await {
+                    Ok(Ok(Outcome::Accepted)) => {
+                        return Sent::Interrupted(reason, Stage::Accepted);
+                    }
+                    Ok(Ok(Outcome::Refused(_))) => {
+                        return Sent::Interrupted(reason, Stage::NothingSent);
+                    }
+                    Ok(Err(_)) | Err(_) => return Sent::Interrupted(reason, Stage::Unanswered),
                 }
             }
+        };
+        match answer {
+            Ok(Outcome::Accepted) => Sent::Accepted,
+            Ok(Outcome::Refused(r)) => Sent::Refused(r),
+            Err(e) => Sent::Unanswered(e),
         }
     }
-    let mut targets = repo
-        .role("targets")
-        .map(|r| r.targets.clone())
-        .unwrap_or_else(|| Targets {
-            typ: role_type::TARGETS.into(),
-            delegations: Delegations::default(),
-            expires: expires(now, TARGETS_LIFETIME),
-            targets: BTreeMap::new(),
-            version: 0,
-        });
-    apply(&mut targets, changes);
-    targets.version += 1;
-    targets.expires = expires(now, TARGETS_LIFETIME);
-    let keyid = key.public().id();
-    let bytes = sign_role("targets", &targets, &[(&keyid, &key)])?;
-    Ok(vec![("targets".into(), bytes)])
 }
 
-async fn server_key(server: &NotaryServer, role: &str) -> Result<PublicKey, PublishError> {
-    let url = server.url(&format!("{role}.key"));
-    let resp = server
-        .client
-        .send(&server.push_scope(), |http| http.get(&url))
-        .await?;
-    if !resp.status().is_success() {
-        return Err(PublishError::Rejected {
-            gun: server.gun.clone(),
-            detail: NotaryServer::describe_failure(resp).await,
-        });
-    }
-    let body = read_limited(resp, 256 * 1024).await?;
-    serde_json::from_slice(&body).map_err(|e| PublishError::Rejected {
-        gun: server.gun.clone(),
-        detail: format!("invalid {role}.key: {e}"),
-    })
+enum Sent {
+    Accepted,
+    Refused(Refusal),
+    Unanswered(HttpError),
+    Interrupted(CancelReason, Stage),
 }
 
-async fn init_files(
-    server: &NotaryServer,
-    changes: &[Change],
-    now: OffsetDateTime,
-) -> Result<Vec<(String, Vec<u8>)>, PublishError> {
-    let gun = &server.gun;
-    let (root_key, _) = keys::get_or_create(&KeyName::Root, SigningKey::generate_p256)?;
-    let (targets_key, _) = keys::get_or_create(
-        &KeyName::Targets { gun: gun.clone() },
-        SigningKey::generate_ed25519,
-    )?;
-    let SigningKey::P256(root_sk) = &root_key else {
-        return Err(PublishError::Encode {
-            role: "root".into(),
-            reason: "the keyring's root key is not ECDSA P-256".into(),
-        });
+/// Signs on a thread that may block (the keyring, the key-creation lock), without stalling the
+/// runtime's other tasks (the signal listeners among them).
+fn sign(unsigned: UnsignedUpdate, keys: &dyn KeySource) -> Result<SignedUpdate, PublishError> {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let result = match Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(|| unsigned.sign(keys))
+        }
+        _ => unsigned.sign(keys),
     };
-    let timestamp_key = server_key(server, "timestamp").await?;
-    let snapshot_key = server_key(server, "snapshot").await?;
-    let cert = x509::make_root_certificate(root_sk, gun, now)?;
-    let cert_key = PublicKey::new(keytype::ECDSA_X509, cert.into_bytes());
-    let targets_pub = targets_key.public();
-    let ids = [
-        ("root", cert_key.id()),
-        ("targets", targets_pub.id()),
-        ("snapshot", snapshot_key.id()),
-        ("timestamp", timestamp_key.id()),
-    ];
-    let mut keys_map = BTreeMap::new();
-    keys_map.insert(ids[0].1.clone(), cert_key);
-    keys_map.insert(ids[1].1.clone(), targets_pub);
-    keys_map.insert(ids[2].1.clone(), snapshot_key);
-    keys_map.insert(ids[3].1.clone(), timestamp_key);
-    let root = Root {
-        typ: role_type::ROOT.into(),
-        consistent_snapshot: false,
-        expires: expires(now, ROOT_LIFETIME),
-        keys: keys_map,
-        roles: ids
-            .iter()
-            .map(|(role, id)| {
-                (
-                    role.to_string(),
-                    RoleKeys {
-                        keyids: vec![id.clone()],
-                        threshold: 1,
-                    },
-                )
-            })
-            .collect(),
-        version: 1,
+    Ok(result?)
+}
+
+/// Checks that verified data shows everything the upload changed: the root it created, the
+/// targets version, and each tag as docker resolves it.
+fn check_visible(repo: &Repo, signed: &SignedUpdate) -> Result<(), PublishError> {
+    let not_visible = |tag: &str, what: String| PublishError::NotVisible {
+        gun: repo.gun.clone(),
+        tag: tag.to_string(),
+        what,
     };
-    let mut targets = Targets {
-        typ: role_type::TARGETS.into(),
-        delegations: Delegations::default(),
-        expires: expires(now, TARGETS_LIFETIME),
-        targets: BTreeMap::new(),
-        version: 1,
-    };
-    apply(&mut targets, changes);
-    let root_bytes = sign_role("root", &root, &[(&ids[0].1, &root_key)])?;
-    let targets_bytes = sign_role("targets", &targets, &[(&ids[1].1, &targets_key)])?;
-    Ok(vec![
-        ("root".into(), root_bytes),
-        ("targets".into(), targets_bytes),
-    ])
-}
-
-enum Upload {
-    Done,
-    Conflict,
-}
-
-fn multipart(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
-    let mut rnd = [0u8; 16];
-    let _ = getrandom::fill(&mut rnd);
-    let boundary = hex::encode(rnd);
-    let mut body = Vec::new();
-    for (role, bytes) in files {
-        body.extend_from_slice(format!("--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"{role}\"\r\nContent-Type: application/octet-stream\r\n\r\n").as_bytes());
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
+    let first = signed
+        .changes()
+        .first()
+        .map(|c| c.tag())
+        .unwrap_or_default();
+    if let Some(root) = signed.new_root()
+        && repo.root.bytes != root
+    {
+        return Err(not_visible(
+            first,
+            "the trusted root is not the one this publish created".into(),
+        ));
     }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
-}
-
-async fn upload(
-    server: &NotaryServer,
-    files: &[(String, Vec<u8>)],
-) -> Result<Upload, PublishError> {
-    let (content_type, body) = multipart(files);
-    let url = server.url("");
-    let resp = server
-        .client
-        .send(&server.push_scope(), |http| {
-            http.post(&url)
-                .header(reqwest::header::CONTENT_TYPE, &content_type)
-                .body(body.clone())
-        })
-        .await?;
-    let status = resp.status();
-    if status.is_success() {
-        return Ok(Upload::Done);
+    let version = repo.role(TARGETS).map_or(0, |r| r.targets.version);
+    if version < signed.targets_version() {
+        return Err(not_visible(
+            first,
+            format!(
+                "targets is at version {version}, this publish wrote {}",
+                signed.targets_version()
+            ),
+        ));
     }
-    let detail = NotaryServer::describe_failure(resp).await;
-    if status.as_u16() == 400 && detail.contains("\"code\":\"VERSION\"") {
-        return Ok(Upload::Conflict);
+    for c in signed.changes() {
+        let in_role = repo
+            .role(c.role())
+            .and_then(|r| r.targets.targets.get(c.tag()));
+        let ok = match c {
+            Change::AddTarget { meta, .. } => {
+                in_role == Some(meta) && repo.find_target(c.tag()).is_some_and(|t| &t.meta == meta)
+            }
+            Change::RemoveTarget { .. } => in_role.is_none(),
+        };
+        if !ok {
+            return Err(not_visible(
+                c.tag(),
+                format!("{} does not show it as published", c.role()),
+            ));
+        }
     }
-    Err(PublishError::Rejected {
-        gun: server.gun.clone(),
-        detail,
-    })
+    Ok(())
 }

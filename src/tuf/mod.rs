@@ -3,6 +3,7 @@
 //! [`crate::notary`] fetches bytes and feeds them in.
 
 pub mod cjson;
+pub mod editor;
 pub mod keys;
 pub mod metadata;
 pub mod verify;
