@@ -13,6 +13,7 @@ mod cancel;
 mod info;
 mod install;
 mod plugin_protocol;
+mod publish;
 mod push_pull;
 mod stack;
 mod tamper;

@@ -1,0 +1,323 @@
+//! Publishing on the wire: the plugin signs through the tampering proxy ([`crate::tamper`]) in
+//! front of the real notary-server, which delays, refuses or rewrites chosen requests; what is
+//! live is then read with the notary CLI, straight from notary-server.
+
+use std::path::Path;
+use std::process::{Child, Output, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::harness::*;
+use crate::tamper::{Action, Tamper};
+
+/// The stack's engine and notary-server, with the passphrases docker and the notary CLI ask for.
+fn write_env() -> TestEnv {
+    let stack = stack();
+    let mut env = TestEnv::new();
+    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    env.set("DOCKER_HOST", &stack.docker_host);
+    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
+    env.set(
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+        "repo-pass-123",
+    );
+    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
+    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
+    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
+    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
+    env
+}
+
+/// Pushes `content` as `reference` with plain `docker push` (nothing signed); returns the
+/// digest the engine printed.
+fn docker_push(env: &TestEnv, reference: &str, content: &str) -> String {
+    import_image(env, reference, content);
+    let out = run(env.docker().args(["push", reference]));
+    assert_success(&out, "docker push");
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
+    let rest = line.split(": digest: ").nth(1).unwrap();
+    rest.split(' ').next().unwrap().to_string()
+}
+
+/// The plugin through `proxy`, with its own docker config dir `config` (its own trust cache).
+fn plugin_via(env: &TestEnv, config: &Path, proxy: &Tamper) -> std::process::Command {
+    std::fs::create_dir_all(config).unwrap();
+    let mut c = env.plugin();
+    c.env("DOCKER_CONFIG", config)
+        .env("DOCKER_CONTENT_TRUST_SERVER", proxy.url());
+    c
+}
+
+/// The tags `notary list` shows, read straight from notary-server (not through the proxy).
+fn notary_tags(env: &TestEnv, gun: &str) -> Vec<String> {
+    let out = notary(env, &["list", gun]);
+    let text = stdout(&out);
+    text.lines()
+        .skip(2) // header and separator
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &pid.to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill {sig} {pid}");
+}
+
+/// Waits for `flag`; the deadline turns a plugin that never gets there into a failure.
+fn wait_for(flag: &AtomicBool, child: &mut Child, what: &str) {
+    let start = Instant::now();
+    while !flag.load(Ordering::SeqCst) {
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!("the plugin exited ({status}) before {what}");
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("the plugin never reached {what}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for exit; the deadline only turns a hang into a failure.
+fn wait_output(mut child: Child, within: Duration) -> Output {
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the plugin did not stop within {within:?}\nstdout:\n{}\nstderr:\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Holds every GET that follows the trust upload (the read-back) for a minute, and raises the
+/// returned flag when the first one arrives.
+fn hold_the_read_back(proxy: &Tamper) -> Arc<AtomicBool> {
+    let posted = AtomicBool::new(false);
+    let held = Arc::new(AtomicBool::new(false));
+    let flag = held.clone();
+    proxy.when(
+        move |method, path| {
+            if method == "POST" && path.ends_with("/_trust/tuf/") {
+                posted.store(true, Ordering::SeqCst);
+                return false;
+            }
+            let hit = posted.load(Ordering::SeqCst) && method == "GET";
+            if hit {
+                flag.store(true, Ordering::SeqCst);
+            }
+            hit
+        },
+        Action::Delay(Duration::from_secs(60)),
+    );
+    held
+}
+
+// See: #8 item 5
+#[test]
+fn ctrl_c_during_the_read_back_reports_the_accepted_upload_and_the_tag_is_signed() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "intr-sign");
+    docker_push(&env, &format!("{repo}:v1"), "interrupted sign");
+    let proxy = Tamper::start();
+    let held = hold_the_read_back(&proxy);
+    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
+        .args(["sign", &format!("{repo}:v1")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&held, &mut child, "the read-back after the upload");
+    signal(child.id(), "-INT");
+    let out = wait_output(child, Duration::from_secs(20));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("after the upload was accepted: v1 signed in")
+            && err.contains("verification of the read-back was interrupted")
+            && err.contains(&format!("docker trustacr verify {repo}:v1")),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was changed"), "{err}");
+    assert_eq!(notary_tags(&env, &repo), ["v1"]);
+}
+
+// See: #8 item 5
+#[test]
+fn ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "intr-push");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "interrupted push");
+    let proxy = Tamper::start();
+    let held = hold_the_read_back(&proxy);
+    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
+        .args(["push", &reference])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&held, &mut child, "the read-back after the upload");
+    signal(child.id(), "-INT");
+    let out = wait_output(child, Duration::from_secs(20));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("after the upload was accepted: v1 signed in"),
+        "{err}"
+    );
+    assert!(!err.contains("NOT signed"), "{err}");
+    assert_eq!(notary_tags(&env, &repo), ["v1"]);
+}
+
+// See: #8 item 8
+#[test]
+fn first_signers_racing_to_initialise_one_repository_all_land() {
+    const N: usize = 3;
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "first");
+    let tags: Vec<String> = (0..N).map(|i| format!("t{i}")).collect();
+    for t in &tags {
+        docker_push(&env, &format!("{repo}:{t}"), t);
+    }
+    // The race, made certain: every signer is told the repository has no trust data (as each
+    // would be if all read before any wrote), so all of them upload a new root; notary-server
+    // accepts the first and refuses the others' roots.
+    let proxy = Tamper::start();
+    let told = Arc::new(AtomicUsize::new(0));
+    let count = told.clone();
+    proxy.when(
+        move |method, path| {
+            method == "GET"
+                && path.ends_with("/_trust/tuf/root.json")
+                && count.fetch_add(1, Ordering::SeqCst) < N
+        },
+        Action::Status(404),
+    );
+    let children: Vec<Child> = tags
+        .iter()
+        .map(|t| {
+            plugin_via(&env, &env.home.join(format!("cfg-{t}")), &proxy)
+                .args(["sign", &format!("{repo}:{t}")])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = wait_output(c, Duration::from_secs(120));
+        assert_success(&out, "a racing first signer");
+    }
+    assert!(told.load(Ordering::SeqCst) >= N, "the race did not happen");
+    let posts = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .count();
+    assert!(
+        posts > N,
+        "no signer retried after a refused root: {posts} uploads"
+    );
+    let mut listed = notary_tags(&env, &repo);
+    listed.sort();
+    assert_eq!(listed, tags);
+    for t in &tags {
+        let out = run(env.plugin().args(["verify", &format!("{repo}:{t}")]));
+        assert_success(&out, "verify each racing signer's tag");
+    }
+}
+
+// See: #8 item 17 (write part)
+#[test]
+fn the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back() {
+    use docker_trustacr::keystore::keys::SigningKey;
+    use docker_trustacr::tuf::editor::{ServerKeys, UnsignedUpdate};
+    use docker_trustacr::tuf::metadata::FileMeta;
+
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "pin");
+    docker_push(&env, &format!("{repo}:v1"), "pinned root");
+    // A root for the same repository that an attacker made, with keys of its own.
+    let attacker = {
+        struct Own(SigningKey, SigningKey);
+        impl docker_trustacr::keystore::KeySource for Own {
+            fn find(
+                &self,
+                _: &docker_trustacr::keystore::keys::KeyName,
+                _: &[String],
+            ) -> Result<Option<SigningKey>, docker_trustacr::keystore::KeystoreError> {
+                Ok(None)
+            }
+            fn get_or_create(
+                &self,
+                name: &docker_trustacr::keystore::keys::KeyName,
+                _: docker_trustacr::keystore::KeyKind,
+            ) -> Result<(SigningKey, bool), docker_trustacr::keystore::KeystoreError> {
+                let k = match name {
+                    docker_trustacr::keystore::keys::KeyName::Root => &self.0,
+                    _ => &self.1,
+                };
+                let copy = SigningKey::from_keyring_secret(&k.to_keyring_secret(), name)?;
+                Ok((copy, true))
+            }
+        }
+        let keys = Own(
+            SigningKey::generate_p256().unwrap(),
+            SigningKey::generate_ed25519().unwrap(),
+        );
+        let server = ServerKeys {
+            timestamp: SigningKey::generate_ed25519().unwrap().public(),
+            snapshot: SigningKey::generate_ed25519().unwrap().public(),
+        };
+        let mut u = UnsignedUpdate::init(&repo, server, time::OffsetDateTime::now_utc());
+        u.apply(docker_trustacr::tuf::editor::Change::add(
+            "v1",
+            FileMeta::of(b"x"),
+        ))
+        .unwrap();
+        u.sign(&keys).unwrap().new_root().unwrap().to_vec()
+    };
+    let proxy = Tamper::start();
+    let posted = AtomicBool::new(false);
+    proxy.when(
+        move |method, path| {
+            if method == "POST" {
+                posted.store(true, Ordering::SeqCst);
+            }
+            posted.load(Ordering::SeqCst) && method == "GET" && path.ends_with("/root.json")
+        },
+        Action::Body(attacker.clone()),
+    );
+    let cfg = env.home.join("cfg");
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["sign", &format!("{repo}:v1")]));
+    assert_success(&out, "sign with the root swapped on the read-back");
+    let cached = std::fs::read(cfg.join("trust/tuf").join(&repo).join("metadata/root.json"))
+        .expect("the published root is cached");
+    // The notary CLI, straight from notary-server, sees the root that was really uploaded.
+    assert_eq!(notary_tags(&env, &repo), ["v1"]);
+    let theirs = std::fs::read(
+        env.home
+            .join(".notary/tuf")
+            .join(&repo)
+            .join("metadata/root.json"),
+    )
+    .unwrap();
+    assert_eq!(cached, theirs, "the cache pins the uploaded root");
+}
