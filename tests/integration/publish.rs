@@ -4,8 +4,8 @@
 
 use std::path::Path;
 use std::process::{Child, Output, Stdio};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::harness::*;
@@ -320,4 +320,301 @@ fn the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back() {
     )
     .unwrap();
     assert_eq!(cached, theirs, "the cache pins the uploaded root");
+}
+
+/// An environment whose per-user runtime dir (the key-creation lock's place) is in its HOME;
+/// returns it with the lock file's path.
+fn lock_env() -> (TestEnv, std::path::PathBuf) {
+    use std::os::unix::fs::DirBuilderExt;
+    let mut env = write_env();
+    let run_dir = env.home.join("run");
+    let dir = run_dir.join("docker-trustacr");
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .recursive(true)
+        .create(&dir)
+        .unwrap();
+    env.set("XDG_RUNTIME_DIR", run_dir.to_str().unwrap());
+    (env, dir.join("keyring.lock"))
+}
+
+/// Holds the key-creation lock as another process of this user would.
+fn hold_lock(file: &Path) -> std::fs::File {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(file)
+        .unwrap();
+    f.lock().unwrap();
+    f
+}
+
+fn has_no_trust_data(env: &TestEnv, gun: &str) -> bool {
+    let out = notary(env, &["list", gun]);
+    format!("{}{}", stdout(&out), stderr(&out)).contains("does not have trust data")
+}
+
+// See: #8 item 9
+#[test]
+fn sign_gives_up_on_a_held_key_lock_after_the_timeout_and_publishes_nothing() {
+    let (env, lock) = lock_env();
+    let repo = unique_repo(&stack().registry, "lock-held");
+    docker_push(&env, &format!("{repo}:v1"), "lock held");
+    let _held = hold_lock(&lock);
+    let start = Instant::now();
+    let child = env
+        .plugin()
+        .args(["sign", &format!("{repo}:v1")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = wait_output(child, Duration::from_secs(60));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        start.elapsed() >= Duration::from_secs(20),
+        "gave up early: {err}"
+    );
+    assert!(
+        err.contains("another docker trustacr process has held the key-creation lock")
+            && err.contains(lock.to_str().unwrap()),
+        "{err}"
+    );
+    assert!(has_no_trust_data(&env, &repo));
+}
+
+// See: #8 item 9
+#[test]
+fn ctrl_c_while_waiting_for_the_key_lock_exits_130_promptly() {
+    let (env, lock) = lock_env();
+    let repo = unique_repo(&stack().registry, "lock-intr");
+    docker_push(&env, &format!("{repo}:v1"), "lock interrupted");
+    let _held = hold_lock(&lock);
+    let mut child = env
+        .plugin()
+        .args(["sign", &format!("{repo}:v1")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Waiting means: the plugin has the lock file open (and cannot take it).
+    let fd_dir = std::path::PathBuf::from(format!("/proc/{}/fd", child.id()));
+    let opened = AtomicBool::new(false);
+    let start = Instant::now();
+    while !opened.load(Ordering::SeqCst) {
+        if let Ok(fds) = std::fs::read_dir(&fd_dir) {
+            let hit = fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == lock));
+            opened.store(hit, Ordering::SeqCst);
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the plugin exited before waiting for the lock"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "the plugin never opened the lock file"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(child.id(), "-INT");
+    let stopped = Instant::now();
+    let out = wait_output(child, Duration::from_secs(10));
+    assert!(stopped.elapsed() < Duration::from_secs(3), "not prompt");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(err.contains("interrupted (SIGINT)"), "{err}");
+    assert!(has_no_trust_data(&env, &repo));
+}
+
+// See: #8 item 9
+#[test]
+fn sign_refuses_a_key_lock_dir_open_to_other_users() {
+    use std::os::unix::fs::PermissionsExt;
+    let (env, lock) = lock_env();
+    let dir = lock.parent().unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let repo = unique_repo(&stack().registry, "lock-open");
+    docker_push(&env, &format!("{repo}:v1"), "lock dir open");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("refusing the key-creation lock directory") && err.contains("mode is 777"),
+        "{err}"
+    );
+    assert!(!lock.exists(), "no lock file made in an unsafe directory");
+    assert!(has_no_trust_data(&env, &repo));
+}
+
+// See: audit P1-W4
+#[test]
+fn revoking_an_unsigned_tag_exits_1_and_changes_nothing() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "revoke-unsigned");
+    docker_push(&env, &format!("{repo}:keep"), "keep");
+    docker_push(&env, &format!("{repo}:drop"), "drop");
+    let out = run(env
+        .plugin()
+        .args(["sign", &format!("{repo}:keep"), &format!("{repo}:drop")]));
+    assert_success(&out, "sign");
+    assert_success(
+        &run(env.plugin().args(["revoke", &format!("{repo}:drop")])),
+        "first revoke",
+    );
+    let before = stdout(&notary(&env, &["list", &repo]));
+    let out = run(env.plugin().args(["revoke", &format!("{repo}:drop")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("No valid trust data for drop in {repo}")),
+        "{err}"
+    );
+    assert_eq!(stdout(&notary(&env, &["list", &repo])), before);
+    assert_eq!(notary_tags(&env, &repo), ["keep"]);
+}
+
+// See: audit P1-W8
+#[test]
+fn refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_sign_hint() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "push-refused");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "refused trust upload");
+    let proxy = Tamper::start();
+    proxy.on("POST", "/_trust/tuf/", Action::Status(500));
+    let cfg = env.home.join("cfg");
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["push", &reference]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let pushed = stdout(&out)
+        .lines()
+        .find_map(|l| l.split(": digest: ").nth(1))
+        .map(|r| r.split(' ').next().unwrap().to_string())
+        .unwrap_or_else(|| panic!("no digest line:\n{}", stdout(&out)));
+    assert!(
+        err.contains(&format!(
+            "{reference} was pushed ({pushed}) but is NOT signed"
+        )) && err.contains("answered 500")
+            && err.contains(&format!("Sign it with: docker trustacr sign {reference}")),
+        "{err}"
+    );
+    assert!(has_no_trust_data(&env, &repo));
+    // The hint works: sign finishes the job, for the digest that was pushed.
+    proxy.clear();
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["sign", &reference]));
+    assert_success(&out, "sign after the refused upload");
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_success(&out, "verify");
+    assert!(stdout(&out).contains(&pushed), "{}", stdout(&out));
+}
+
+// See: audit P1-W8
+#[test]
+fn each_publish_refusal_is_provoked_and_named() {
+    let env = write_env();
+
+    // NoSigningKey and ShadowedByReleases: a repository docker trust created and signs through
+    // targets/releases; its targets key is in docker's key store, not in our keyring.
+    let repo = unique_repo(&stack().registry, "refusals");
+    let keys = env.home.join("keys");
+    std::fs::create_dir_all(&keys).unwrap();
+    assert_success(
+        &run(env
+            .docker()
+            .args(["trust", "key", "generate", "alice", "--dir"])
+            .arg(&keys)),
+        "docker trust key generate",
+    );
+    assert_success(
+        &run(env
+            .docker()
+            .args(["trust", "signer", "add", "--key"])
+            .arg(keys.join("alice.pub"))
+            .args(["alice", &repo])),
+        "docker trust signer add",
+    );
+    let released = docker_push(&env, &format!("{repo}:v1"), "released");
+    assert_success(
+        &run(env.docker().args(["trust", "sign", &format!("{repo}:v1")])),
+        "docker trust sign",
+    );
+    // v1 now points elsewhere in the registry; releases still signs the old digest.
+    docker_push(&env, &format!("{repo}:v1"), "moved");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot change v1 in {repo}: targets/releases also signs it ({released})"
+        )),
+        "ShadowedByReleases: {err}"
+    );
+    docker_push(&env, &format!("{repo}:v2"), "unreleased");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot sign {repo}: its targets role is signed by key(s)"
+        )) && err.contains(&format!("entry targets:{repo}")),
+        "NoSigningKey: {err}"
+    );
+
+    // Contention: before each of our uploads, another signer publishes (straight to
+    // notary-server), so every upload of ours is refused with VERSION.
+    let repo = unique_repo(&stack().registry, "contention");
+    docker_push(&env, &format!("{repo}:base"), "base");
+    docker_push(&env, &format!("{repo}:v1"), "contended");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:base")])),
+        "sign base",
+    );
+    let proxy = Tamper::start();
+    let rival = {
+        let mut c = env.plugin();
+        c.env("DOCKER_CONFIG", env.home.join("rival"))
+            .args(["sign", &format!("{repo}:base")]);
+        Mutex::new(c)
+    };
+    let rivals = Arc::new(AtomicUsize::new(0));
+    let counted = rivals.clone();
+    proxy.when(
+        move |method, _| {
+            if method == "POST" {
+                let out = rival.lock().unwrap().output().unwrap();
+                assert!(out.status.success(), "rival: {}", stderr(&out));
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+            false
+        },
+        Action::Pass,
+    );
+    let out =
+        run(plugin_via(&env, &env.home.join("cfg"), &proxy).args(["sign", &format!("{repo}:v1")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("{repo} changed on the server during 8 attempts")),
+        "Contention: {err}"
+    );
+    assert_eq!(rivals.load(Ordering::SeqCst), 8);
+    assert_eq!(notary_tags(&env, &repo), ["base"]);
+
+    // NotVisible: the server says it took the upload, but serves the old data.
+    proxy.clear();
+    proxy.on("POST", "/_trust/tuf/", Action::Body(b"{}".to_vec()));
+    let out =
+        run(plugin_via(&env, &env.home.join("cfg"), &proxy).args(["sign", &format!("{repo}:v1")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "published {repo}, but the verified trust data does not show the change to v1"
+        )),
+        "NotVisible: {err}"
+    );
 }
