@@ -181,7 +181,7 @@ impl SigningKey {
 
 fn entry(name: &KeyName) -> Result<keyring_core::Entry, KeystoreError> {
     super::ensure_store()?;
-    keyring_core::Entry::new(super::SERVICE, &name.entry()).map_err(|e| super::map_error(&e))
+    keyring_core::Entry::new(super::service(), &name.entry()).map_err(|e| super::map_error(&e))
 }
 
 /// Reads a key; `Ok(None)` when the keyring has no such entry.

@@ -18,6 +18,21 @@ use crate::plugin::cancel::CancelReason;
 /// The keyring `service` under which every entry of this plugin is stored.
 pub const SERVICE: &str = "docker-trustacr";
 
+/// Overrides [`SERVICE`], so tests (and users who want separate key sets) get a keyring
+/// namespace of their own.
+pub const SERVICE_ENV: &str = "TRUSTACR_KEYRING_SERVICE";
+
+/// The keyring `service` in use: `TRUSTACR_KEYRING_SERVICE` if set, else [`SERVICE`].
+pub fn service() -> &'static str {
+    static NAME: OnceLock<String> = OnceLock::new();
+    NAME.get_or_init(|| {
+        std::env::var(SERVICE_ENV)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| SERVICE.to_string())
+    })
+}
+
 /// The platform store's name, for messages.
 #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
 pub const STORE_NAME: &str = "Secret Service (D-Bus)";
