@@ -182,6 +182,7 @@ http_status_is() {
 start_acr() {
     local a=$STACK_DIR/acr bin port
     bin=$(emulator_bin)
+    ACR_EMULATOR_BIN=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
     mkdir -p "$a/registry/data" "$a/notary"
     ACR_HOST="127.0.0.1:$(free_port)"
     # The ACR token signing key, self-signed: its certificate is both backends' rootcertbundle.
@@ -377,6 +378,7 @@ TRUSTACR_ACR_TENANT=$ACR_TENANT
 TRUSTACR_ACR_AUTHORITY=https://$ACR_HOST
 TRUSTACR_ACR_REGISTRY=$ACR_REGISTRY
 TRUSTACR_ACR_NOTARY_URL=$ACR_NOTARY_URL
+TRUSTACR_ACR_EMULATOR_BIN=$ACR_EMULATOR_BIN
 DBUS_SESSION_BUS_ADDRESS=$DBUS_SESSION_BUS_ADDRESS
 EOF
     echo "READY $STACK_DIR/stack.env"

@@ -46,6 +46,9 @@ pub struct Stack {
     pub acr_config: PathBuf,
     /// The Entra tenant of every test identity.
     pub acr_tenant: String,
+    /// The emulator binary the stack runs (`TRUSTACR_ACR_EMULATOR_BIN`; absent in stacks
+    /// started by an older stack.sh).
+    pub acr_emulator_bin: Option<PathBuf>,
 }
 
 static STACK: OnceLock<Stack> = OnceLock::new();
@@ -77,6 +80,7 @@ pub fn stack() -> &'static Stack {
             acr_identities: get("TRUSTACR_ACR_IDENTITIES").into(),
             acr_config: get("TRUSTACR_ACR_CONFIG").into(),
             acr_tenant: get("TRUSTACR_ACR_TENANT"),
+            acr_emulator_bin: vars.get("TRUSTACR_ACR_EMULATOR_BIN").map(PathBuf::from),
         }
     })
 }

@@ -441,8 +441,13 @@ fn from_password(st: &State, user: &str, pass: &str) -> Result<Grant, Reply> {
         .ok_or_else(|| unauthorized("wrong user name or password"))
 }
 
-fn access_token(st: &State, g: &Grant, scopes: &[String]) -> (String, Value) {
+fn access_token(st: &State, g: &Grant, scopes: &[String]) -> Result<(String, Value), Reply> {
     let access = grant_access(&g.roles, scopes, &st.cfg.login_server);
+    if st.cfg.missing_role == "refuse" && !grants_all(scopes, &access) {
+        return Err(unauthorized(
+            "the identity's roles do not allow every requested action",
+        ));
+    }
     let t = now();
     let token = st.token_signer.sign(&json!({
         "jti": random_hex(16),
@@ -451,7 +456,7 @@ fn access_token(st: &State, g: &Grant, scopes: &[String]) -> (String, Value) {
         "exp": t + st.cfg.access_token_lifetime_secs,
         "iat": t,
         "iss": st.cfg.issuer,
-        "aud": st.cfg.login_server,
+        "aud": st.cfg.access_audience(),
         "version": "1.0",
         "rid": registry_id(st),
         "access": access,
@@ -461,12 +466,33 @@ fn access_token(st: &State, g: &Grant, scopes: &[String]) -> (String, Value) {
         "tenant": g.tenant,
         "oid": g.oid,
     }));
-    (token, access)
+    Ok((token, access))
+}
+
+/// Whether `access` holds every action `scopes` asked for.
+fn grants_all(scopes: &[String], access: &Value) -> bool {
+    scopes.iter().all(|s| {
+        let Some((typ, rest)) = s.split_once(':') else {
+            return true;
+        };
+        let Some((name, actions)) = rest.rsplit_once(':') else {
+            return true;
+        };
+        let granted = access.as_array().and_then(|a| {
+            a.iter()
+                .find(|e| e["type"] == typ && e["name"] == name)
+                .and_then(|e| e["actions"].as_array())
+        });
+        actions
+            .split(',')
+            .filter(|a| !a.is_empty())
+            .all(|act| granted.is_some_and(|g| g.iter().any(|x| x == act)))
+    })
 }
 
 /// `POST /oauth2/token`.
 pub fn token_post(st: &State, form: &Form) -> Reply {
-    if form.get("service") != Some(st.cfg.login_server.as_str()) {
+    if !st.cfg.is_service(form.get("service")) {
         return unauthorized("the service does not name this registry");
     }
     let grant = match form.get("grant_type").unwrap_or("") {
@@ -492,7 +518,10 @@ pub fn token_post(st: &State, form: &Form) -> Reply {
         Err(r) => return r,
     };
     let scopes = split_scopes(form.all("scope"));
-    let (token, _) = access_token(st, &g, &scopes);
+    let (token, _) = match access_token(st, &g, &scopes) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let mut body = json!({"access_token": token});
     if form.get("access_type") == Some("offline") {
         body["refresh_token"] = refresh_token(st, &g).into();
@@ -502,7 +531,7 @@ pub fn token_post(st: &State, form: &Form) -> Reply {
 
 /// `GET /oauth2/token?service=…&scope=…` with Basic auth.
 pub fn token_get(st: &State, query: &Form, authorization: Option<&str>) -> Reply {
-    if query.get("service") != Some(st.cfg.login_server.as_str()) {
+    if !st.cfg.is_service(query.get("service")) {
         return unauthorized("the service does not name this registry");
     }
     let Some((user, pass)) = authorization.and_then(basic_credentials) else {
@@ -513,7 +542,10 @@ pub fn token_get(st: &State, query: &Form, authorization: Option<&str>) -> Reply
         Err(r) => return r,
     };
     let scopes = split_scopes(query.all("scope"));
-    let (token, _) = access_token(st, &g, &scopes);
+    let (token, _) = match access_token(st, &g, &scopes) {
+        Ok(t) => t,
+        Err(r) => return r,
+    };
     let mut body = json!({"access_token": token});
     if query.get("offline_token") == Some("true") {
         body["refresh_token"] = refresh_token(st, &g).into();
@@ -584,7 +616,7 @@ fn allowed_actions(
 }
 
 /// The `access` claim: for each requested resource, the requested actions the roles allow
-/// (ACR grants the subset rather than refusing).
+/// (with `missing_role: "refuse"`, `access_token` refuses instead; see ASSUMPTIONS.md).
 pub fn grant_access(roles: &[String], scopes: &[String], login_server: &str) -> Value {
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
     for s in scopes {

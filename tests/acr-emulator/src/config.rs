@@ -44,6 +44,31 @@ pub struct Config {
     #[serde(default = "default_entra_lifetime")]
     pub entra_token_lifetime_secs: u64,
     pub identities: Vec<Identity>,
+    /// How a request for actions the roles do not allow is answered: `"subset"` (a token with
+    /// only the allowed actions, the default) or `"refuse"` (401). Real ACR's choice is not
+    /// documented (ASSUMPTIONS.md), so tests run under both.
+    #[serde(default = "default_missing_role")]
+    pub missing_role: String,
+    /// The `service` the backends were configured with, when this emulator answers under
+    /// another name than theirs (a second emulator on the same backends): access tokens carry
+    /// it as `aud`, and token requests may name it. Default: `login_server`.
+    #[serde(default)]
+    pub backend_service: Option<String>,
+}
+
+impl Config {
+    /// The `aud` of access tokens: the service the backends check.
+    pub fn access_audience(&self) -> &str {
+        self.backend_service
+            .as_deref()
+            .unwrap_or(&self.login_server)
+    }
+
+    /// Whether a token request's `service` names this registry.
+    pub fn is_service(&self, service: Option<&str>) -> bool {
+        service
+            .is_some_and(|s| s == self.login_server || Some(s) == self.backend_service.as_deref())
+    }
 }
 
 #[derive(Deserialize, Clone)]
@@ -76,6 +101,9 @@ impl Identity {
     }
 }
 
+fn default_missing_role() -> String {
+    "subset".into()
+}
 fn default_token_header() -> String {
     "kid".into()
 }
@@ -100,6 +128,12 @@ impl Config {
             return Err(format!(
                 "token_header must be \"kid\" or \"x5c\", not {:?}",
                 c.token_header
+            ));
+        }
+        if c.missing_role != "subset" && c.missing_role != "refuse" {
+            return Err(format!(
+                "missing_role must be \"subset\" or \"refuse\", not {:?}",
+                c.missing_role
             ));
         }
         for i in &c.identities {
