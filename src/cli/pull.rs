@@ -32,7 +32,7 @@ impl PullArgs {
             println!("Using default tag: latest");
             image.tag = Some("latest".into());
         }
-        let t = TrustRepo::open(ctx, &image).await?;
+        let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
         // Nothing reaches the engine before the trust data has verified.
         let repo = cancellable(&ctx.cancel, t.update()).await?;
         let targets: Vec<(String, SignedTarget)> = match &image.tag {

@@ -29,7 +29,7 @@ impl PushArgs {
                 self.image
             )));
         };
-        let t = TrustRepo::open(ctx, &image).await?;
+        let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
         // Check what signing needs before anything is pushed: an unreachable keyring found
         // after the push would leave an unsigned image behind.
         tokio::task::spawn_blocking(keystore::ensure_store)

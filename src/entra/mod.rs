@@ -8,10 +8,14 @@
 //! lists each source and why. Tokens are [`Secret`]s and never logged.
 
 mod http;
+mod tool;
 
 pub use http::entra_client;
+pub use tool::{MAX_STDOUT, TIMEOUT_ENV};
 
 use std::sync::Arc;
+
+use zeroize::Zeroizing;
 
 use azure_core::credentials::TokenCredential;
 use azure_core::http::{ClientOptions, RetryOptions, Transport};
@@ -63,6 +67,41 @@ pub struct EntraOptions {
     pub credential: Option<SourceKind>,
 }
 
+/// Who a token was issued to: its tenant (`tid`) and object ID (`oid`; an application's `appid`
+/// when a token has no `oid`). Read from the token's claims, never the token itself, so it can be
+/// logged and used as a cache key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity {
+    /// Tenant ID.
+    pub tenant: String,
+    /// Object ID of the user, service principal or managed identity.
+    pub object: String,
+}
+
+impl Identity {
+    /// The identity an Entra access token names, if its claims say.
+    pub fn of_token(jwt: &str) -> Option<Identity> {
+        let claims = jwt_claims(jwt)?;
+        let s = |k: &str| {
+            claims
+                .get(k)?
+                .as_str()
+                .filter(|v| !v.is_empty())
+                .map(String::from)
+        };
+        Some(Identity {
+            tenant: s("tid")?,
+            object: s("oid").or_else(|| s("appid")).or_else(|| s("azp"))?,
+        })
+    }
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "tenant {}, object {}", self.tenant, self.object)
+    }
+}
+
 /// An Entra access token and where it came from.
 #[derive(Debug, Clone)]
 pub struct EntraToken {
@@ -72,14 +111,44 @@ pub struct EntraToken {
     pub source: &'static str,
     /// The tenant, when known (ACR's exchange takes it).
     pub tenant: Option<String>,
+    /// Who the token was issued to, from its claims.
+    pub identity: Option<Identity>,
+    /// What selects this identity, for caches keyed by identity: the configuration for a client
+    /// secret or workload identity (see [`configured_selector`]), else the token's identity;
+    /// `None` when the token does not say who it is (then nothing may be cached for it).
+    pub selector: Option<String>,
 }
 
-/// Every source failed.
+/// Sign-in failed.
 #[derive(Debug, thiserror::Error)]
-#[error("cannot sign in to Microsoft Entra ID; tried:\n{}\nSet AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, use workload or managed identity, or run `az login`", attempts_text(.attempts))]
-pub struct EntraError {
-    /// Each source tried and why it failed.
-    pub attempts: Vec<(&'static str, String)>,
+pub enum EntraError {
+    /// A configured source failed; the chain stopped there rather than sign in as someone else.
+    #[error(
+        "cannot sign in to Microsoft Entra ID: {source_name} failed: {reason}\nThe other credential sources were not tried, so that a failing credential never silently becomes another identity. Fix it, unset it, or choose a source with --credential"
+    )]
+    Refused {
+        /// The source that failed.
+        source_name: &'static str,
+        /// Why.
+        reason: String,
+    },
+    /// No source is available.
+    #[error("cannot sign in to Microsoft Entra ID; tried:\n{}\nSet AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, use workload or managed identity, or run `az login`", attempts_text(.attempts))]
+    Unavailable {
+        /// Each source tried and why it was not available.
+        attempts: Vec<(&'static str, String)>,
+    },
+}
+
+/// Why one source gave no token.
+#[derive(Debug)]
+pub enum Failure {
+    /// Not configured, not installed, not signed in, or its endpoint unreachable: the chain
+    /// moves on to the next source.
+    Unavailable(String),
+    /// Configured and present, but it failed (a wrong secret, a refused assertion, a tool
+    /// error): the chain stops with this error.
+    Refused(String),
 }
 
 fn attempts_text(attempts: &[(&'static str, String)]) -> String {
@@ -105,22 +174,108 @@ fn short(e: &azure_core::Error) -> String {
     line.trim().to_string()
 }
 
-/// A source of the chain, or why it could not even be set up.
-type Source = (SourceKind, Result<Arc<dyn TokenCredential>, String>);
+/// One source of the chain, ready to ask for a token.
+enum Source {
+    /// An azure_identity credential.
+    Sdk(Arc<dyn TokenCredential>),
+    /// A developer tool we run ourselves, bounded.
+    Tool(tool::Tool),
+}
 
-/// Builds the chain's sources that apply in this environment, in order.
-fn sources(opts: &EntraOptions, client: &ClientOptions) -> Vec<Source> {
-    let tenant = opts.tenant.clone().or_else(|| var("AZURE_TENANT_ID"));
-    let client_id = opts.client_id.clone().or_else(|| var("AZURE_CLIENT_ID"));
-    let wanted = |k: SourceKind| opts.credential.is_none_or(|c| c == k);
-    let mut out: Vec<Source> = Vec::new();
+/// Tenant and client ID from the options or the environment.
+fn tenant_and_client(opts: &EntraOptions) -> (Option<String>, Option<String>) {
+    (
+        opts.tenant.clone().or_else(|| var("AZURE_TENANT_ID")),
+        opts.client_id.clone().or_else(|| var("AZURE_CLIENT_ID")),
+    )
+}
 
-    if wanted(SourceKind::ClientSecret)
-        && (var("AZURE_CLIENT_SECRET").is_some()
-            || opts.credential == Some(SourceKind::ClientSecret))
-    {
-        let made = match (&tenant, &client_id, var("AZURE_CLIENT_SECRET")) {
-            (Some(t), Some(c), Some(s)) => azure_identity::ClientSecretCredential::new(
+/// Whether `kind` is configured in this environment, and so joins the chain. A client secret
+/// without its tenant or client ID is not configured (as the SDKs' EnvironmentCredential),
+/// unless `--credential` asks for it, which then reports what is missing.
+fn configured(opts: &EntraOptions, kind: SourceKind) -> bool {
+    if !opts.credential.is_none_or(|c| c == kind) {
+        return false;
+    }
+    let forced = opts.credential == Some(kind);
+    let (tenant, client_id) = tenant_and_client(opts);
+    match kind {
+        SourceKind::ClientSecret => {
+            forced
+                || (var("AZURE_CLIENT_SECRET").is_some() && tenant.is_some() && client_id.is_some())
+        }
+        SourceKind::WorkloadIdentity => forced || var("AZURE_FEDERATED_TOKEN_FILE").is_some(),
+        // Probing IMDS off Azure costs seconds, so managed identity joins the chain only where
+        // its environment says it exists, or when asked for.
+        SourceKind::ManagedIdentity => {
+            forced || var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some()
+        }
+        SourceKind::AzureCli | SourceKind::Azd => true,
+    }
+}
+
+/// The chain's order.
+const ORDER: [SourceKind; 5] = [
+    SourceKind::ClientSecret,
+    SourceKind::WorkloadIdentity,
+    SourceKind::ManagedIdentity,
+    SourceKind::AzureCli,
+    SourceKind::Azd,
+];
+
+/// For a source whose identity the configuration alone fixes (a client secret or a federated
+/// token file, when it is the chain's first configured source), a string that selects it: the
+/// same configuration means the same identity, so a cache may be consulted before signing in.
+/// For the other sources (managed identity, az, azd), who is signed in is learned from the
+/// token, so there is none.
+pub fn configured_selector(opts: &EntraOptions) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let first = ORDER.into_iter().find(|&k| configured(opts, k))?;
+    let (tenant, client_id) = tenant_and_client(opts);
+    let authority = var("AZURE_AUTHORITY_HOST").unwrap_or_default();
+    match first {
+        SourceKind::ClientSecret => {
+            // A changed secret must prove itself to Entra before any cached token is reused.
+            let secret = Zeroizing::new(var("AZURE_CLIENT_SECRET").unwrap_or_default());
+            Some(format!(
+                "client-secret\n{authority}\n{}\n{}\n{}",
+                tenant?,
+                client_id?,
+                hex::encode(Sha256::digest(secret.as_bytes()))
+            ))
+        }
+        SourceKind::WorkloadIdentity => Some(format!(
+            "workload-identity\n{authority}\n{}\n{}\n{}",
+            tenant.unwrap_or_default(),
+            client_id.unwrap_or_default(),
+            var("AZURE_FEDERATED_TOKEN_FILE").unwrap_or_default()
+        )),
+        _ => None,
+    }
+}
+
+/// The selector of a token from a source whose identity only the token tells.
+fn identity_selector(identity: &Identity) -> String {
+    let authority = var("AZURE_AUTHORITY_HOST").unwrap_or_default();
+    format!(
+        "identity\n{authority}\n{}\n{}",
+        identity.tenant, identity.object
+    )
+}
+
+/// Builds `kind`'s source.
+fn source(
+    kind: SourceKind,
+    opts: &EntraOptions,
+    client: &ClientOptions,
+) -> Result<Source, Failure> {
+    let (tenant, client_id) = tenant_and_client(opts);
+    let sdk = |r: azure_core::Result<Arc<dyn TokenCredential>>| {
+        r.map(Source::Sdk).map_err(|e| Failure::Refused(short(&e)))
+    };
+    match kind {
+        SourceKind::ClientSecret => match (&tenant, &client_id, var("AZURE_CLIENT_SECRET")) {
+            (Some(t), Some(c), Some(s)) => sdk(azure_identity::ClientSecretCredential::new(
                 t,
                 c.clone(),
                 s.into(),
@@ -128,75 +283,66 @@ fn sources(opts: &EntraOptions, client: &ClientOptions) -> Vec<Source> {
                     client_options: client.clone(),
                 }),
             )
-            .map(|c| c as Arc<dyn TokenCredential>)
-            .map_err(|e| short(&e)),
-            _ => Err("needs a tenant (--tenant or AZURE_TENANT_ID), a client ID (--client-id or AZURE_CLIENT_ID) and AZURE_CLIENT_SECRET".into()),
-        };
-        out.push((SourceKind::ClientSecret, made));
-    }
-    if wanted(SourceKind::WorkloadIdentity)
-        && (var("AZURE_FEDERATED_TOKEN_FILE").is_some()
-            || opts.credential == Some(SourceKind::WorkloadIdentity))
-    {
-        let made = azure_identity::WorkloadIdentityCredential::new(Some(
-            azure_identity::WorkloadIdentityCredentialOptions {
+            .map(|c| c as Arc<dyn TokenCredential>)),
+            _ => Err(Failure::Refused(
+                "needs a tenant (--tenant or AZURE_TENANT_ID), a client ID (--client-id or AZURE_CLIENT_ID) and AZURE_CLIENT_SECRET".into(),
+            )),
+        },
+        SourceKind::WorkloadIdentity => sdk(azure_identity::WorkloadIdentityCredential::new(
+            Some(azure_identity::WorkloadIdentityCredentialOptions {
                 credential_options: azure_identity::ClientAssertionCredentialOptions {
                     client_options: client.clone(),
                 },
-                client_id: client_id.clone(),
-                tenant_id: tenant.clone(),
+                client_id,
+                tenant_id: tenant,
                 token_file_path: None,
-            },
-        ))
-        .map(|c| c as Arc<dyn TokenCredential>)
-        .map_err(|e| short(&e));
-        out.push((SourceKind::WorkloadIdentity, made));
-    }
-    // Probing IMDS off Azure costs seconds, so managed identity joins the chain only where its
-    // environment says it exists, or when asked for.
-    let on_azure = var("IDENTITY_ENDPOINT").is_some() || var("MSI_ENDPOINT").is_some();
-    if wanted(SourceKind::ManagedIdentity)
-        && (on_azure || opts.credential == Some(SourceKind::ManagedIdentity))
-    {
-        let mut mi = azure_identity::ManagedIdentityCredentialOptions {
-            client_options: client.clone(),
-            ..Default::default()
-        };
-        if let Some(c) = &client_id {
-            mi.user_assigned_id = Some(azure_identity::UserAssignedId::ClientId(c.clone()));
+            }),
+        )
+        .map(|c| c as Arc<dyn TokenCredential>)),
+        SourceKind::ManagedIdentity => {
+            let mut mi = azure_identity::ManagedIdentityCredentialOptions {
+                client_options: client.clone(),
+                ..Default::default()
+            };
+            if let Some(c) = client_id {
+                mi.user_assigned_id = Some(azure_identity::UserAssignedId::ClientId(c));
+            }
+            sdk(azure_identity::ManagedIdentityCredential::new(Some(mi))
+                .map(|c| c as Arc<dyn TokenCredential>))
         }
-        let made = azure_identity::ManagedIdentityCredential::new(Some(mi))
-            .map(|c| c as Arc<dyn TokenCredential>)
-            .map_err(|e| short(&e));
-        out.push((SourceKind::ManagedIdentity, made));
+        SourceKind::AzureCli => Ok(Source::Tool(tool::Tool::Az)),
+        SourceKind::Azd => Ok(Source::Tool(tool::Tool::Azd)),
     }
-    if wanted(SourceKind::AzureCli) {
-        let made = azure_identity::AzureCliCredential::new(Some(
-            azure_identity::AzureCliCredentialOptions {
-                tenant_id: opts.tenant.clone(),
-                ..Default::default()
-            },
-        ))
-        .map(|c| c as Arc<dyn TokenCredential>)
-        .map_err(|e| short(&e));
-        out.push((SourceKind::AzureCli, made));
+}
+
+/// Whether an SDK credential's failure means its endpoint is not there (managed identity off
+/// Azure: no connection, or IMDS's 400 "identity not found"), rather than a refusal.
+fn endpoint_unavailable(e: &azure_core::Error) -> bool {
+    use azure_core::error::ErrorKind;
+    let mut cur: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = cur {
+        if let Some(az) = err.downcast_ref::<azure_core::Error>() {
+            match az.kind() {
+                ErrorKind::Connection => return true,
+                ErrorKind::HttpResponse { status, .. } if u16::from(*status) == 400 => {
+                    return true;
+                }
+                _ => {}
+            }
+        }
+        if let Some(r) = err.downcast_ref::<reqwest::Error>()
+            && r.is_connect()
+        {
+            return true;
+        }
+        cur = err.source();
     }
-    if wanted(SourceKind::Azd) {
-        let made = azure_identity::AzureDeveloperCliCredential::new(Some(
-            azure_identity::AzureDeveloperCliCredentialOptions {
-                tenant_id: opts.tenant.clone(),
-                ..Default::default()
-            },
-        ))
-        .map(|c| c as Arc<dyn TokenCredential>)
-        .map_err(|e| short(&e));
-        out.push((SourceKind::Azd, made));
-    }
-    out
+    false
 }
 
 /// Client options for azure_identity: our HTTP client (rustls with ring, docker-style extra
-/// CAs) and no retries, so a refused secret is reported at once instead of after a minute.
+/// CAs, no redirects) and no retries, so a refused secret is reported at once instead of after
+/// a minute.
 pub fn client_options(http: reqwest::Client) -> ClientOptions {
     ClientOptions {
         transport: Some(Transport::new(Arc::new(http))),
@@ -205,40 +351,77 @@ pub fn client_options(http: reqwest::Client) -> ClientOptions {
     }
 }
 
-/// Gets an ACR-audience Entra token from the first source that works.
+/// Gets an ACR-audience Entra token from the first available source.
+///
+/// As the Azure SDKs' DefaultAzureCredential: a source that is not configured, not installed,
+/// not signed in, or whose endpoint is unreachable is skipped; a source that is there and fails
+/// stops the chain with its error (review #8 item 11), so a wrong secret never turns into
+/// whoever `az` is signed in as. The identity used is logged at info level, from the token's
+/// claims, never the token.
 pub async fn acr_token(
     opts: &EntraOptions,
     http: reqwest::Client,
 ) -> Result<EntraToken, EntraError> {
     let client = client_options(http);
-    let tenant = opts.tenant.clone().or_else(|| var("AZURE_TENANT_ID"));
+    let (tenant, _) = tenant_and_client(opts);
+    let limit = tool::timeout().map_err(|reason| EntraError::Refused {
+        source_name: "developer tools (az, azd)",
+        reason,
+    })?;
     let mut attempts = Vec::new();
-    for (kind, made) in sources(opts, &client) {
-        let cred = match made {
-            Ok(c) => c,
-            Err(why) => {
+    for kind in ORDER.into_iter().filter(|&k| configured(opts, k)) {
+        let got = match source(kind, opts, &client) {
+            Err(f) => Err(f),
+            Ok(Source::Sdk(cred)) => match cred.get_token(&[ACR_SCOPE], None).await {
+                Ok(t) => Ok(Secret::new(t.token.secret())),
+                Err(e) if kind == SourceKind::ManagedIdentity && endpoint_unavailable(&e) => {
+                    Err(Failure::Unavailable(short(&e)))
+                }
+                Err(e) => Err(Failure::Refused(short(&e))),
+            },
+            Ok(Source::Tool(t)) => tool::token(t, ACR_SCOPE, tenant.as_deref(), limit).await,
+        };
+        let token = match got {
+            Ok(t) => t,
+            Err(Failure::Unavailable(why)) => {
+                tracing::debug!("{} is not available: {why}", kind.name());
                 attempts.push((kind.name(), why));
                 continue;
             }
-        };
-        match cred.get_token(&[ACR_SCOPE], None).await {
-            Ok(t) => {
-                tracing::debug!("signed in to Entra ID with {}", kind.name());
-                return Ok(EntraToken {
-                    token: Secret::new(t.token.secret()),
-                    source: kind.name(),
-                    tenant: tenant
-                        .clone()
-                        .or_else(|| jwt_claim(t.token.secret(), "tid")),
+            Err(Failure::Refused(reason)) => {
+                return Err(EntraError::Refused {
+                    source_name: kind.name(),
+                    reason,
                 });
             }
-            Err(e) => attempts.push((kind.name(), short(&e))),
+        };
+        let identity = Identity::of_token(token.expose());
+        match &identity {
+            Some(id) => tracing::info!("signed in to Entra ID with {} as {id}", kind.name()),
+            None => tracing::info!(
+                "signed in to Entra ID with {} (the token does not name its identity)",
+                kind.name()
+            ),
         }
+        let selector = match kind {
+            SourceKind::ClientSecret | SourceKind::WorkloadIdentity => configured_selector(opts),
+            _ => None,
+        }
+        .or_else(|| identity.as_ref().map(identity_selector));
+        return Ok(EntraToken {
+            tenant: tenant
+                .clone()
+                .or_else(|| identity.as_ref().map(|i| i.tenant.clone())),
+            token,
+            source: kind.name(),
+            identity,
+            selector,
+        });
     }
     if attempts.is_empty() {
         attempts.push(("(none)", "no credential source is configured".into()));
     }
-    Err(EntraError { attempts })
+    Err(EntraError::Unavailable { attempts })
 }
 
 /// A string claim of a JWT, read without verifying it (the issuer verifies its own tokens; we
@@ -276,7 +459,7 @@ mod tests {
 
     #[test]
     fn all_failures_are_listed_with_the_fix() {
-        let e = EntraError {
+        let e = EntraError::Unavailable {
             attempts: vec![("a", "no".into()), ("b", "also no".into())],
         };
         let text = e.to_string();
