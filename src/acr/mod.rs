@@ -6,9 +6,11 @@
 //! a second command makes no Entra call. Access tokens are read for their `access` claim to
 //! diagnose missing roles before anything is sent.
 
+use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::entra::{self, EntraError, EntraOptions, jwt_claims};
 use crate::keystore::{self, KeystoreError};
@@ -79,13 +81,6 @@ pub enum AcrError {
     Keystore(#[from] KeystoreError),
 }
 
-/// An ACR refresh token and when it expires.
-#[derive(Clone, Serialize, Deserialize)]
-struct CachedRefresh {
-    token: String,
-    exp: i64,
-}
-
 fn now_secs() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -96,60 +91,109 @@ fn exp_of(jwt: &str) -> Option<i64> {
     jwt_claims(jwt)?.get("exp")?.as_i64()
 }
 
-/// The keyring entry for `registry`'s refresh token under the sign-in configuration `opts`.
-///
-/// The key includes everything that selects an identity (tenant, client ID, credential
-/// source, authority, a hash of the client secret and the federated token file's path), so a
-/// changed identity or secret never reuses another identity's token.
-fn cache_entry(registry: &str, opts: &EntraOptions) -> Result<keyring_core::Entry, KeystoreError> {
-    use sha2::{Digest, Sha256};
+/// Identities whose tokens one registry's cache entry keeps; the oldest go first.
+const MAX_CACHED_IDENTITIES: usize = 16;
+
+/// One registry's cache: refresh tokens by the identity that obtained them (review #8 item 10).
+/// One keyring entry per registry, so `logout` forgets every identity's token at once.
+#[derive(Default, Serialize, Deserialize)]
+struct RegistryCache {
+    #[serde(default)]
+    tokens: BTreeMap<String, CachedRefresh>,
+}
+
+/// An ACR refresh token, when it expires, and who obtained it (for messages).
+#[derive(Serialize, Deserialize)]
+struct CachedRefresh {
+    token: String,
+    exp: i64,
+    #[serde(default)]
+    identity: String,
+}
+
+impl Drop for CachedRefresh {
+    fn drop(&mut self) {
+        self.token.zeroize();
+    }
+}
+
+/// The keyring entry (user name) that holds `registry`'s cache.
+fn entry_name(registry: &str) -> String {
+    format!("acr-refresh:{registry}")
+}
+
+fn cache_entry(registry: &str) -> Result<keyring_core::Entry, KeystoreError> {
     keystore::ensure_store()?;
-    let var = |n: &str| std::env::var(n).unwrap_or_default();
-    let secret_hash = hex::encode(Sha256::digest(var("AZURE_CLIENT_SECRET").as_bytes()));
-    let selector = [
-        opts.tenant
-            .clone()
-            .unwrap_or_else(|| var("AZURE_TENANT_ID")),
-        opts.client_id
-            .clone()
-            .unwrap_or_else(|| var("AZURE_CLIENT_ID")),
-        format!("{:?}", opts.credential),
-        var("AZURE_AUTHORITY_HOST"),
-        var("AZURE_FEDERATED_TOKEN_FILE"),
-        secret_hash,
-    ]
-    .join("\n");
-    let id = hex::encode(&Sha256::digest(selector.as_bytes())[..8]);
-    let name = format!("acr-refresh:{registry}:{id}");
-    // The name is a hash of the selection, not a secret; it tells which entry `logout` clears.
-    tracing::debug!("ACR refresh token cache entry {name}");
-    keyring_core::Entry::new(keystore::SERVICE, &name).map_err(|e| keystore::map_error(&e))
+    keyring_core::Entry::new(keystore::service(), &entry_name(registry))
+        .map_err(|e| keystore::map_error(&e))
 }
 
-fn cached_refresh(registry: &str, opts: &EntraOptions) -> Option<Secret> {
-    let text = cache_entry(registry, opts).ok()?.get_password().ok()?;
-    let c: CachedRefresh = serde_json::from_str(&text).ok()?;
-    (c.exp - REFRESH_MARGIN_SECS > now_secs()).then(|| Secret::new(c.token))
+/// The cache key of an identity selector (see [`entra::configured_selector`]): a hash, so the
+/// keyring holds no secret hash or configuration in clear.
+fn cache_key(selector: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(selector.as_bytes())[..16])
 }
 
-fn store_refresh(registry: &str, opts: &EntraOptions, token: &Secret) {
-    let exp = exp_of(token.expose()).unwrap_or(now_secs() + 3600);
-    let text = serde_json::to_string(&CachedRefresh {
-        token: token.expose().to_string(),
-        exp,
-    })
-    .unwrap_or_default();
+fn load(registry: &str) -> RegistryCache {
+    let Ok(text) = cache_entry(registry).and_then(|e| match e.get_password() {
+        Ok(t) => Ok(Zeroizing::new(t)),
+        Err(e) => Err(keystore::map_error(&e)),
+    }) else {
+        return RegistryCache::default();
+    };
+    // A damaged entry is only a cache: start over (its content is never echoed).
+    serde_json::from_str(&text).unwrap_or_default()
+}
+
+fn cached_refresh(registry: &str, key: &str) -> Option<(Secret, String)> {
+    tracing::debug!(
+        "ACR refresh token cache entry {}, identity key {key}",
+        entry_name(registry)
+    );
+    let cache = load(registry);
+    let c = cache.tokens.get(key)?;
+    (c.exp - REFRESH_MARGIN_SECS > now_secs())
+        .then(|| (Secret::new(c.token.clone()), c.identity.clone()))
+}
+
+fn store_refresh(registry: &str, key: &str, identity: &str, token: &Secret) {
+    let now = now_secs();
+    let mut cache = load(registry);
+    cache
+        .tokens
+        .retain(|_, c| c.exp - REFRESH_MARGIN_SECS > now);
+    cache.tokens.insert(
+        key.to_string(),
+        CachedRefresh {
+            token: token.expose().to_string(),
+            exp: exp_of(token.expose()).unwrap_or(now + 3600),
+            identity: identity.to_string(),
+        },
+    );
+    while cache.tokens.len() > MAX_CACHED_IDENTITIES {
+        let Some(oldest) = cache
+            .tokens
+            .iter()
+            .min_by_key(|(_, c)| c.exp)
+            .map(|(k, _)| k.clone())
+        else {
+            break;
+        };
+        cache.tokens.remove(&oldest);
+    }
+    let text = Zeroizing::new(serde_json::to_string(&cache).unwrap_or_default());
     // A cache that cannot be written only costs an Entra call next time.
-    if let Err(e) = cache_entry(registry, opts)
+    if let Err(e) = cache_entry(registry)
         .and_then(|e| e.set_password(&text).map_err(|e| keystore::map_error(&e)))
     {
         tracing::debug!("not caching the ACR refresh token: {e}");
     }
 }
 
-/// Forgets the cached refresh token of `registry` for this sign-in configuration (logout).
-pub fn forget_refresh(registry: &str, opts: &EntraOptions) -> Result<bool, KeystoreError> {
-    match cache_entry(registry, opts)?.delete_credential() {
+/// Forgets every cached refresh token of `registry`, whoever obtained it (logout).
+pub fn forget_refresh(registry: &str) -> Result<bool, KeystoreError> {
+    match cache_entry(registry)?.delete_credential() {
         Ok(()) => Ok(true),
         Err(keyring_core::Error::NoEntry) => Ok(false),
         Err(e) => Err(keystore::map_error(&e)),
@@ -161,9 +205,21 @@ struct RefreshResponse {
     refresh_token: Option<String>,
 }
 
+impl Drop for RefreshResponse {
+    fn drop(&mut self) {
+        self.refresh_token.zeroize();
+    }
+}
+
 #[derive(Deserialize)]
 struct AccessResponse {
     access_token: Option<String>,
+}
+
+impl Drop for AccessResponse {
+    fn drop(&mut self) {
+        self.access_token.zeroize();
+    }
 }
 
 async fn error_detail(resp: reqwest::Response) -> (u16, String) {
@@ -179,8 +235,8 @@ async fn error_detail(resp: reqwest::Response) -> (u16, String) {
 
 /// How a token endpoint answered a form POST.
 enum Answer {
-    /// 2xx with this body.
-    Ok(Vec<u8>),
+    /// 2xx with this body (it holds a token).
+    Ok(Zeroizing<Vec<u8>>),
     /// Refused with this status and ACR's message.
     Refused(u16, String),
 }
@@ -207,20 +263,27 @@ async fn post_form(
     }
     read_limited(resp, MAX_RESPONSE)
         .await
-        .map(Answer::Ok)
+        .map(|body| Answer::Ok(Zeroizing::new(body)))
         .map_err(|e| unreachable(e.to_string()))
 }
 
 /// The ACR refresh token for `registry`: from the keyring cache while it is valid, otherwise
 /// by signing in to Entra and exchanging the token. `base_url` is `https://<login server>`.
+///
+/// The cache is keyed by the identity that obtained the token. For a client secret or a
+/// federated token file the configuration fixes the identity, so a cached token is used before
+/// signing in. For managed identity, az and azd only the token says who is signed in, so the
+/// Entra token is fetched first (one local call) and only the exchange is saved: after `az
+/// login` as someone else, or `az logout`, the previous identity's token is never used.
 pub async fn refresh_token(
     http: &reqwest::Client,
     base_url: &str,
     registry: &str,
     opts: &EntraOptions,
 ) -> Result<Secret, AcrError> {
-    if let Some(t) = cached_refresh(registry, opts) {
-        tracing::debug!("using the cached ACR refresh token for {registry}");
+    if let Some(selector) = entra::configured_selector(opts)
+        && let Some(t) = use_cached(registry, &selector)
+    {
         return Ok(t);
     }
     let entra_http = entra::entra_client().map_err(|e| AcrError::Unreachable {
@@ -228,6 +291,11 @@ pub async fn refresh_token(
         reason: e.to_string(),
     })?;
     let entra = entra::acr_token(opts, entra_http).await?;
+    if let Some(selector) = &entra.selector
+        && let Some(t) = use_cached(registry, selector)
+    {
+        return Ok(t);
+    }
     let tenant = entra.tenant.clone().unwrap_or_default();
     let mut form = vec![
         ("grant_type", "access_token"),
@@ -251,15 +319,30 @@ pub async fn refresh_token(
     };
     let token = serde_json::from_slice::<RefreshResponse>(&body)
         .ok()
-        .and_then(|r| r.refresh_token)
+        .and_then(|mut r| r.refresh_token.take())
         .filter(|t| !t.is_empty())
         .map(Secret::new)
         .ok_or_else(|| AcrError::Unreachable {
             registry: registry.to_string(),
             reason: "the exchange answered without a refresh token".into(),
         })?;
-    store_refresh(registry, opts, &token);
+    if let Some(selector) = &entra.selector {
+        let who = entra
+            .identity
+            .as_ref()
+            .map(|i| i.to_string())
+            .unwrap_or_default();
+        store_refresh(registry, &cache_key(selector), &who, &token);
+    }
     Ok(token)
+}
+
+/// The cached refresh token of the identity `selector` names, if still valid.
+fn use_cached(registry: &str, selector: &str) -> Option<Secret> {
+    let (t, who) = cached_refresh(registry, &cache_key(selector))?;
+    tracing::debug!("using the cached ACR refresh token for {registry}");
+    tracing::info!("using the cached ACR refresh token of {who} for {registry}");
+    Some(t)
 }
 
 /// An ACR access token and the actions it grants.
@@ -308,7 +391,7 @@ pub async fn access_token(
     };
     let token = serde_json::from_slice::<AccessResponse>(&body)
         .ok()
-        .and_then(|r| r.access_token)
+        .and_then(|mut r| r.access_token.take())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| AcrError::Unreachable {
             registry: registry.to_string(),
@@ -325,6 +408,39 @@ pub async fn access_token(
         token: Secret::new(token),
         access,
     })
+}
+
+/// An access token with `push` on repository `name` (a registry repository or a Notary GUN),
+/// or `None` when the identity lacks the role for it.
+///
+/// Whether ACR answers a missing role with a token for the allowed subset of the actions or by
+/// refusing the token is not documented (tests/acr-emulator/ASSUMPTIONS.md): a token without
+/// `push` and a 401/403 for `pull,push` both mean the role is missing, once a `pull` token for
+/// the same repository shows that the refresh token itself is still accepted.
+pub async fn push_access(
+    http: &reqwest::Client,
+    base_url: &str,
+    registry: &str,
+    refresh: &Secret,
+    name: &str,
+) -> Result<Option<AccessToken>, AcrError> {
+    let scope = format!("repository:{name}:pull,push");
+    match access_token(http, base_url, registry, refresh, &scope).await {
+        Ok(t) if t.grants(name, "push") => Ok(Some(t)),
+        Ok(_) => Ok(None),
+        Err(
+            refused @ AcrError::TokenRefused {
+                status: 401 | 403, ..
+            },
+        ) => {
+            let pull = format!("repository:{name}:pull");
+            match access_token(http, base_url, registry, refresh, &pull).await {
+                Ok(_) => Ok(None),
+                Err(_) => Err(refused),
+            }
+        }
+        Err(e) => Err(e),
+    }
 }
 
 #[derive(Deserialize)]

@@ -61,8 +61,7 @@ impl LogoutArgs {
             credentials::helper_erase(&helper, &self.registry).await?;
         }
         let registry = self.registry.clone();
-        let entra = ctx.entra.clone();
-        tokio::task::spawn_blocking(move || acr::forget_refresh(&registry, &entra))
+        tokio::task::spawn_blocking(move || acr::forget_refresh(&registry))
             .await
             .map_err(|e| Error::Usage(format!("keyring task failed: {e}")))??;
         Ok(())

@@ -185,23 +185,24 @@ impl TrustRepo {
         let base = format!("https://{}", self.image.registry);
         let gun = &self.server.gun;
         let scope = format!("repository:{gun}:pull,push");
-        let t = acr::access_token(http, &base, &self.image.registry, token, &scope).await?;
-        if !t.grants(gun, "push") {
+        let Some(t) = acr::push_access(http, &base, &self.image.registry, token, gun).await? else {
             return Err(Error::MissingRole {
                 role: "AcrImageSigner",
                 registry: self.image.registry.clone(),
                 scope,
             });
-        }
+        };
         self.server.client.auth.preload(&scope, t.token);
         if also_push_image {
-            let scope = format!("repository:{}:pull,push", self.image.repository);
-            let t = acr::access_token(http, &base, &self.image.registry, token, &scope).await?;
-            if !t.grants(&self.image.repository, "push") {
+            let repo = &self.image.repository;
+            if acr::push_access(http, &base, &self.image.registry, token, repo)
+                .await?
+                .is_none()
+            {
                 return Err(Error::MissingRole {
                     role: "AcrPush",
                     registry: self.image.registry.clone(),
-                    scope,
+                    scope: format!("repository:{repo}:pull,push"),
                 });
             }
         }
