@@ -671,16 +671,35 @@ fn workload_identity_signs_in_with_a_federated_assertion() {
 }
 
 #[test]
-fn stats_count_entra_exchange_and_token_calls() {
-    let stats = || curl(&acr_url("/_emulator/stats"), &[]).json();
+fn stats_count_each_entra_exchange_and_token_call_exactly() {
+    // A private emulator: no other test's calls are counted (audit P1-W10).
+    let em = start_emulator(json!({}), Name::Stack);
+    let stats = || curl(&format!("{}/_emulator/stats", em.base), &[]).json();
     let before = stats();
-    let refresh = refresh_token("signer");
-    access_token(&refresh, &["repository:acrstack/stats:pull"]);
+    let id = identity("signer");
+    let r = entra_token_with_secret(
+        &em.base,
+        &field(&id, "client_id"),
+        &field(&id, "client_secret"),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = exchange(&em.base, &field(&r.json(), "access_token"));
+    assert_eq!(r.status, 200, "{}", r.body);
+    let r = post_form(
+        &format!("{}/oauth2/token", em.base),
+        &[
+            ("grant_type", "refresh_token"),
+            ("service", &stack().acr_host),
+            ("scope", "repository:acrstack/stats:pull"),
+            ("refresh_token", &field(&r.json(), "refresh_token")),
+        ],
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     let after = stats();
-    // Other tests run at the same time, so at least one more of each.
     for k in ["entra_token", "exchange", "token"] {
-        assert!(
-            after[k].as_u64().unwrap() > before[k].as_u64().unwrap(),
+        assert_eq!(
+            after[k].as_u64().unwrap(),
+            before[k].as_u64().unwrap() + 1,
             "{k}: {before} -> {after}"
         );
     }
@@ -693,10 +712,13 @@ fn now_secs() -> u64 {
         .as_secs()
 }
 
-/// A second emulator on the same backends, with its own lifetimes; killed on drop.
-struct Emulator {
+/// A second emulator on the same backends, with its own settings; killed on drop.
+pub struct Emulator {
     child: Child,
-    base: String,
+    /// `https://127.0.0.1:PORT`
+    pub base: String,
+    /// `127.0.0.1:PORT`
+    pub host: String,
 }
 
 impl Drop for Emulator {
@@ -706,16 +728,33 @@ impl Drop for Emulator {
     }
 }
 
-fn emulator_binary() -> Option<PathBuf> {
-    if let Ok(p) = std::env::var("TRUSTACR_ACR_EMULATOR") {
-        return Some(p.into());
-    }
-    let p = Path::new(BIN).parent()?.join("acr-emulator");
-    p.exists().then_some(p)
+/// The emulator binary the stack runs, as stack.sh wrote it into stack.env. A stack without it
+/// fails the test rather than skipping it silently (audit P1-M7).
+fn emulator_binary() -> PathBuf {
+    let bin = stack().acr_emulator_bin.clone().unwrap_or_else(|| {
+        panic!("stack.env names no TRUSTACR_ACR_EMULATOR_BIN: restart the stack with this scripts/stack.sh")
+    });
+    assert!(
+        bin.exists(),
+        "the ACR emulator {} does not exist",
+        bin.display()
+    );
+    bin
 }
 
-fn start_emulator(changes: Value) -> Option<Emulator> {
-    let bin = emulator_binary()?;
+/// Under which name a second emulator answers.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Name {
+    /// The stack's login server, which the backends trust: for curl-level tests.
+    Stack,
+    /// Its own address, as a registry of its own: the plugin and dockerd can use it. Its access
+    /// tokens still carry the backends' service.
+    Own,
+}
+
+/// Starts a second emulator on the stack's backends with `changes` to its configuration.
+pub fn start_emulator(changes: Value, name: Name) -> Emulator {
+    let bin = emulator_binary();
     let stack = stack();
     let mut config: Value =
         serde_json::from_str(&std::fs::read_to_string(&stack.acr_config).unwrap()).unwrap();
@@ -724,8 +763,12 @@ fn start_emulator(changes: Value) -> Option<Emulator> {
         .local_addr()
         .unwrap()
         .port();
-    // It listens elsewhere but answers as the same login server, which the backends trust.
-    config["listen"] = json!(format!("127.0.0.1:{port}"));
+    let host = format!("127.0.0.1:{port}");
+    config["listen"] = json!(host);
+    if name == Name::Own {
+        config["login_server"] = json!(host);
+        config["backend_service"] = json!(stack.acr_host);
+    }
     for (k, v) in changes.as_object().unwrap() {
         config[k] = v.clone();
     }
@@ -741,7 +784,8 @@ fn start_emulator(changes: Value) -> Option<Emulator> {
         .unwrap();
     let em = Emulator {
         child,
-        base: format!("https://127.0.0.1:{port}"),
+        base: format!("https://{host}"),
+        host,
     };
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
@@ -755,7 +799,7 @@ fn start_emulator(changes: Value) -> Option<Emulator> {
             .unwrap()
             .success();
         if ok {
-            return Some(em);
+            return em;
         }
         assert!(
             Instant::now() < deadline,
@@ -766,15 +810,15 @@ fn start_emulator(changes: Value) -> Option<Emulator> {
 }
 
 #[test]
-fn short_lifetimes_make_refresh_and_access_tokens_expire() {
-    let Some(em) = start_emulator(json!({
-        "refresh_token_lifetime_secs": 5,
-        "access_token_lifetime_secs": 1,
-        "token_header": "x5c",
-    })) else {
-        eprintln!("acr-emulator binary not found beside the test binary; skipped");
-        return;
-    };
+fn short_lifetimes_make_refresh_tokens_expire() {
+    let em = start_emulator(
+        json!({
+            "refresh_token_lifetime_secs": 5,
+            "access_token_lifetime_secs": 1,
+            "token_header": "x5c",
+        }),
+        Name::Stack,
+    );
     let stack = stack();
     let id = identity("signer");
     let r = entra_token_with_secret(
