@@ -131,7 +131,11 @@ impl SigningKey {
     pub fn to_keyring_secret(&self) -> Zeroizing<String> {
         let (keytype, private) = match self {
             SigningKey::Ed25519(k) => ("ed25519", Zeroizing::new(k.as_bytes().to_vec())),
-            SigningKey::P256(k) => ("ecdsa-p256", Zeroizing::new(k.to_bytes().to_vec())),
+            SigningKey::P256(k) => {
+                // The scalar's fixed-size copy is wiped too, not only the Vec made from it.
+                let scalar = Zeroizing::new(k.to_bytes());
+                ("ecdsa-p256", Zeroizing::new(scalar.to_vec()))
+            }
         };
         // Sized up front: a growing buffer would free (unwiped) copies as it reallocates.
         let mut b64 = Zeroizing::new(String::with_capacity(private.len().div_ceil(3) * 4 + 4));

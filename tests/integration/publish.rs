@@ -618,3 +618,80 @@ fn each_publish_refusal_is_provoked_and_named() {
         "NotVisible: {err}"
     );
 }
+
+// See: #8 item 5
+#[test]
+fn an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "unanswered");
+    docker_push(&env, &format!("{repo}:v1"), "unanswered");
+    docker_push(&env, &format!("{repo}:v2"), "reset");
+    let proxy = Tamper::start();
+
+    // Ctrl-C while the server holds the upload: after a short grace the plugin stops and says
+    // the change may be live (the proxy forwards it later, so it may indeed become live).
+    let seen_post = Arc::new(AtomicBool::new(false));
+    let flag = seen_post.clone();
+    proxy.when(
+        move |method, _| {
+            let hit = method == "POST";
+            if hit {
+                flag.store(true, Ordering::SeqCst);
+            }
+            hit
+        },
+        Action::Delay(Duration::from_secs(30)),
+    );
+    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
+        .args(["sign", &format!("{repo}:v1")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&seen_post, &mut child, "the upload");
+    signal(child.id(), "-INT");
+    let out = wait_output(child, Duration::from_secs(15));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    assert!(
+        err.contains("while the notary server was answering the upload: it may or may not have applied it (v1 signed in")
+            && err.contains(&format!("docker trustacr verify {repo}:v1")),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was changed"), "{err}");
+
+    // The connection reset after the upload was sent: the same uncertainty, exit 1.
+    proxy.clear();
+    proxy.on("POST", "/_trust/tuf/", Action::Reset);
+    let out =
+        run(plugin_via(&env, &env.home.join("cfg2"), &proxy).args(["sign", &format!("{repo}:v2")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("the upload to {repo} got no answer"))
+            && err.contains("may or may not have applied it (v2 signed in"),
+        "{err}"
+    );
+}
+
+// See: #8 item 17 (write part)
+#[test]
+fn a_new_root_that_the_trust_pin_refuses_is_never_uploaded() {
+    let env = write_env();
+    let repo = unique_repo(&stack().registry, "pinned-new");
+    docker_push(&env, &format!("{repo}:v1"), "pinned new repository");
+    let pin = serde_json::json!({
+        "trust_pinning": { "certs": { repo.clone(): ["0".repeat(64)] } }
+    });
+    std::fs::write(env.config.join("trustacr.json"), pin.to_string()).unwrap();
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the root docker trustacr would create for {repo} is refused by your trust pinning"
+        )) && err.contains("Nothing was published"),
+        "{err}"
+    );
+    assert!(has_no_trust_data(&env, &repo));
+}

@@ -4,7 +4,8 @@
 //! Proven on the real stack through the tampering proxy (tests/integration/publish.rs):
 //! - #8 item 5, interrupted after the upload:
 //!   `publish::ctrl_c_during_the_read_back_reports_the_accepted_upload_and_the_tag_is_signed`,
-//!   `publish::ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned`;
+//!   `publish::ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned`,
+//!   `publish::an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged`;
 //! - #8 item 8, concurrent first signers:
 //!   `publish::first_signers_racing_to_initialise_one_repository_all_land`;
 //! - #8 item 9, the key-creation lock held by another process, end to end:
@@ -12,7 +13,8 @@
 //!   `publish::ctrl_c_while_waiting_for_the_key_lock_exits_130_promptly`,
 //!   `publish::sign_refuses_a_key_lock_dir_open_to_other_users`;
 //! - #8 item 17 (write part), the pinned root:
-//!   `publish::the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back`;
+//!   `publish::the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back`,
+//!   `publish::a_new_root_that_the_trust_pin_refuses_is_never_uploaded`;
 //! - audit P1-W4 (revoking what is not signed) and P1-W8 (pushed but unsigned, and each
 //!   publish refusal provoked once): `publish::revoking_an_unsigned_tag_exits_1_and_changes_nothing`,
 //!   `publish::refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_sign_hint`,
