@@ -10,7 +10,7 @@
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
-use zeroize::Zeroizing;
+use zeroize::{Zeroize, Zeroizing};
 
 use super::Failure;
 use crate::secret::Secret;
@@ -147,6 +147,12 @@ fn parse_token(tool: Tool, stdout: &[u8]) -> Result<Secret, Failure> {
         access_token: Option<String>,
         token: Option<String>,
     }
+    impl Drop for AzAnswer {
+        fn drop(&mut self) {
+            self.access_token.zeroize();
+            self.token.zeroize();
+        }
+    }
     let bad = || {
         Failure::Refused(format!(
             "`{}` did not print a token as JSON",
@@ -155,7 +161,8 @@ fn parse_token(tool: Tool, stdout: &[u8]) -> Result<Secret, Failure> {
     };
     // serde's errors would quote the input, which holds the token: report only that it failed.
     let answer: AzAnswer = serde_json::from_slice(stdout).map_err(|_| bad())?;
-    let (a, b) = (answer.access_token, answer.token);
+    let mut answer = answer;
+    let (a, b) = (answer.access_token.take(), answer.token.take());
     let t = match tool {
         Tool::Az => a.or(b),
         Tool::Azd => b.or(a),

@@ -695,3 +695,92 @@ fn username_and_password_credentials_cannot_sign_and_say_why() {
     assert!(err.contains("ACR does not allow to sign"), "{err}");
     assert!(err.contains("Microsoft Entra"), "{err}");
 }
+
+/// A port on loopback that nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[test]
+fn unreachable_managed_identity_endpoint_moves_the_chain_on_to_az() {
+    let reference = signed_image("miaway");
+    let mut env = env_as("signer");
+    fake_az(&mut env);
+    az_login(&env, "signer");
+    env.set(
+        "IDENTITY_ENDPOINT",
+        format!("http://127.0.0.1:{}/msi/token", closed_port()),
+    );
+    env.set("IDENTITY_HEADER", "unused");
+    let out = run(env.plugin().args(["-D", "verify", &reference]));
+    assert_success(
+        &out,
+        "verify through az after an unreachable managed identity",
+    );
+    let err = stderr(&out);
+    assert!(err.contains("managed identity is not available"), "{err}");
+    assert!(
+        err.contains("signed in to Entra ID with Azure CLI (az)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn managed_identity_secret_header_does_not_follow_a_redirect() {
+    use std::io::{Read, Write};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let serve = |listener: std::net::TcpListener, response: String| {
+        let hits = Arc::new(AtomicUsize::new(0));
+        let counted = hits.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut s) = stream else { return };
+                counted.fetch_add(1, Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = s.read(&mut buf);
+                let _ = s.write_all(response.as_bytes());
+            }
+        });
+        hits
+    };
+    let thief = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let thief_url = format!("http://{}/steal", thief.local_addr().unwrap());
+    let endpoint = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint_url = format!("http://{}/msi/token", endpoint.local_addr().unwrap());
+    let stolen = serve(
+        thief,
+        "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}".into(),
+    );
+    let asked = serve(
+        endpoint,
+        format!(
+            "HTTP/1.1 302 Found\r\nLocation: {thief_url}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        ),
+    );
+    let mut env = env_as("signer");
+    env.set("AZURE_CLIENT_SECRET", "");
+    env.set("IDENTITY_ENDPOINT", endpoint_url);
+    env.set("IDENTITY_HEADER", "the-managed-identity-secret");
+    let out = run(env.plugin().args([
+        "--credential",
+        "managed-identity",
+        "verify",
+        &format!("{}:v1", unique_repo(&stack().acr_host, "miredirect")),
+    ]));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    // The plugin has exited: any request it made has been counted.
+    assert!(
+        asked.load(Ordering::SeqCst) >= 1,
+        "the endpoint was not asked"
+    );
+    assert_eq!(
+        stolen.load(Ordering::SeqCst),
+        0,
+        "the managed identity's request followed the redirect"
+    );
+}

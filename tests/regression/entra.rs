@@ -11,6 +11,11 @@
 //! - #8 item 12 (az/azd unbounded): `acr_e2e::az_printing_endless_output_is_stopped_at_the_cap`,
 //!   `acr_e2e::az_that_hangs_is_killed_with_its_children_at_the_timeout`,
 //!   `acr_e2e::az_is_killed_with_its_children_when_the_command_is_cancelled`
+//! - #8 item 11, the other half (an unavailable source still moves the chain on):
+//!   `acr_e2e::unreachable_managed_identity_endpoint_moves_the_chain_on_to_az`
+//! - #8 item 14 through the real managed identity credential:
+//!   `acr_e2e::managed_identity_secret_header_does_not_follow_a_redirect`
+//! - #8 item 10, logout: `acr_e2e::logout_forgets_the_cached_tokens_of_every_identity`
 //! - audit P1-M5: `acr_e2e::debug_output_of_a_real_sign_in_contains_no_token_or_secret`
 //! - audit P1-M6: `acr_e2e::azure_cli_is_asked_for_the_acr_scope_and_tenant`
 //! - audit P1-W1: `acr_e2e::reader_is_refused_signing_with_the_role_named_when_acr_*`,
