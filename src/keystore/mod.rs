@@ -3,6 +3,9 @@
 //!
 //! Private key bytes go from the keyring to memory and back, never to a file. Opening the store
 //! is lazy: only commands that need keys pay for a D-Bus connection.
+//!
+//! Signing code reaches keys only through [`KeySource`] ([`source`]); [`Keyring`] is the
+//! keyring's implementation, which creates missing keys under a per-user lock ([`lock`]).
 
 pub mod keys;
 pub mod lock;

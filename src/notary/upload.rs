@@ -85,7 +85,13 @@ impl Refusal {
         let status = resp.status().as_u16();
         let url = redact(resp.url());
         let body = read_limited(resp, MAX_ERROR_BODY).await?;
-        let errors = serde_json::from_slice::<Envelope>(&body)
+        Ok(Refusal::parse(url, status, &body))
+    }
+
+    /// Reads an error answer: notary's envelope into typed errors, anything else kept as
+    /// (bounded) text for the message.
+    pub fn parse(url: String, status: u16, body: &[u8]) -> Self {
+        let errors = serde_json::from_slice::<Envelope>(body)
             .map(|e| e.errors)
             .unwrap_or_default();
         let raw = if errors.is_empty() {
@@ -93,12 +99,12 @@ impl Refusal {
         } else {
             String::new()
         };
-        Ok(Refusal {
+        Refusal {
             url,
             status,
             errors,
             raw,
-        })
+        }
     }
 }
 
@@ -199,4 +205,33 @@ pub async fn server_keys(server: &NotaryServer) -> Result<ServerKeys, KeyFetchEr
         timestamp: server_key(server, "timestamp").await?,
         snapshot: server_key(server, "snapshot").await?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notary_error_envelope_is_read_into_codes() {
+        // What notary-server answered a second initialisation of one repository.
+        let body = br#"{"errors":[{"code":"INVALID_UPDATE","message":"Update sent by the client is invalid.","detail":{"Name":"ErrBadRoot","Error":{"Msg":"could not rotate trust to a new trusted root"}}}]}"#;
+        let r = Refusal::parse("https://n/v2/g/_trust/tuf/".into(), 400, body);
+        assert!(r.has(code::INVALID_UPDATE));
+        assert!(!r.has(code::OLD_VERSION));
+        assert!(r.to_string().contains("INVALID_UPDATE") && r.to_string().contains("ErrBadRoot"));
+        let body = br#"{"errors":[{"code":"VERSION","message":"A newer version of metadata is already available."}]}"#;
+        assert!(Refusal::parse(String::new(), 400, body).has(code::OLD_VERSION));
+    }
+
+    #[test]
+    fn a_code_mentioned_in_text_is_not_a_code() {
+        // The old check searched the body for "code":"VERSION"; a proxy's or a detail's text
+        // that merely mentions it is not notary's conflict answer.
+        let body = br#"<html>upstream said {"code":"VERSION"}</html>"#;
+        let r = Refusal::parse("https://n/".into(), 400, body);
+        assert!(!r.has(code::OLD_VERSION));
+        assert!(r.errors.is_empty() && r.raw.contains("upstream said"));
+        let body = br#"{"errors":[{"code":"INVALID_UPDATE","message":"m","detail":"\"code\":\"VERSION\""}]}"#;
+        assert!(!Refusal::parse(String::new(), 400, body).has(code::OLD_VERSION));
+    }
 }
