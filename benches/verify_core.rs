@@ -59,7 +59,6 @@ fn main() {
         keys: &keys,
         keyids: &keyids,
         threshold: 1,
-        paths: None,
     };
     let file = SignedFile::parse("targets", &bytes).unwrap();
     println!("10,000-tag targets role, {} bytes:", bytes.len());

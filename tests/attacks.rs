@@ -2,279 +2,15 @@
 //! holds. Each must be refused with an error naming the role and the check, and must leave the
 //! cache exactly as it was.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+mod common;
 
+use std::path::Path;
+
+use common::*;
 use docker_trustacr::keystore::keys::SigningKey;
-use docker_trustacr::notary::DirFetch;
-use docker_trustacr::notary::cache::Cache;
-use docker_trustacr::notary::client::{ClientError, Repo, update};
-use docker_trustacr::notary::publish::sign_role;
-use docker_trustacr::tuf::keys::{PublicKey, keytype};
-use docker_trustacr::tuf::metadata::{
-    DelegatedRole, Delegations, Expires, FileMeta, RoleKeys, Root, Snapshot, Targets, Timestamp,
-    role_type,
-};
-use docker_trustacr::tuf::verify::{Limits, RootTrust, VerifyError};
-use docker_trustacr::tuf::x509::make_root_certificate;
-use time::{Duration, OffsetDateTime};
-
-const GUN: &str = "attack.example/app";
-
-fn now() -> OffsetDateTime {
-    OffsetDateTime::now_utc()
-}
-
-/// Whole-second expiry, so files differing only in content have equal lengths.
-fn exp(d: Duration) -> Expires {
-    Expires((now() + d).replace_nanosecond(0).unwrap())
-}
-
-/// A repository whose every key the test holds.
-struct World {
-    server: tempfile::TempDir,
-    cache: tempfile::TempDir,
-    root_key: SigningKey,
-    root_cert: PublicKey,
-    targets_key: SigningKey,
-    snapshot_key: SigningKey,
-    timestamp_key: SigningKey,
-    releases_key: SigningKey,
-    root_bytes: Vec<u8>,
-}
-
-fn meta_of(bytes: &[u8]) -> FileMeta {
-    FileMeta::of(bytes)
-}
-
-fn target(content: &[u8]) -> FileMeta {
-    let mut m = FileMeta::of(content);
-    m.hashes.remove("sha512");
-    m
-}
-
-impl World {
-    fn new(targets_threshold: u32) -> Self {
-        let root_key = SigningKey::generate_p256().unwrap();
-        let SigningKey::P256(sk) = &root_key else {
-            unreachable!()
-        };
-        let cert = make_root_certificate(sk, GUN, now()).unwrap();
-        Self::with_root(targets_threshold, root_key, cert)
-    }
-
-    /// A world whose root key is `root_key` with certificate `cert` (PEM).
-    fn with_root(targets_threshold: u32, root_key: SigningKey, cert: String) -> Self {
-        let root_cert = PublicKey::new(keytype::ECDSA_X509, cert.into_bytes());
-        let mut w = World {
-            server: tempfile::tempdir().unwrap(),
-            cache: tempfile::tempdir().unwrap(),
-            root_key,
-            root_cert,
-            targets_key: SigningKey::generate_ed25519().unwrap(),
-            snapshot_key: SigningKey::generate_ed25519().unwrap(),
-            timestamp_key: SigningKey::generate_ed25519().unwrap(),
-            releases_key: SigningKey::generate_ed25519().unwrap(),
-            root_bytes: Vec::new(),
-        };
-        let mut keys = BTreeMap::new();
-        let mut roles = BTreeMap::new();
-        for (role, key) in [
-            ("root", w.root_cert.clone()),
-            ("targets", w.targets_key.public()),
-            ("snapshot", w.snapshot_key.public()),
-            ("timestamp", w.timestamp_key.public()),
-        ] {
-            let threshold = if role == "targets" {
-                targets_threshold
-            } else {
-                1
-            };
-            roles.insert(
-                role.to_string(),
-                RoleKeys {
-                    keyids: vec![key.id()],
-                    threshold,
-                },
-            );
-            keys.insert(key.id(), key);
-        }
-        let root = Root {
-            typ: role_type::ROOT.into(),
-            consistent_snapshot: false,
-            expires: exp(Duration::days(3650)),
-            keys,
-            roles,
-            version: 1,
-        };
-        w.root_bytes = sign_role("root", &root, &[(&w.root_cert.id(), &w.root_key)]).unwrap();
-        w.write("root", &w.root_bytes.clone());
-        w
-    }
-
-    fn write(&self, role: &str, bytes: &[u8]) {
-        let p = self.server.path().join(format!("{role}.json"));
-        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
-        std::fs::write(p, bytes).unwrap();
-    }
-
-    fn targets(
-        &self,
-        version: u64,
-        tags: &[(&str, &[u8])],
-        releases: Option<Vec<String>>,
-    ) -> Vec<u8> {
-        let mut delegations = Delegations::default();
-        if let Some(paths) = releases {
-            let k = self.releases_key.public();
-            delegations.keys.insert(k.id(), k.clone());
-            delegations.roles.push(DelegatedRole {
-                keyids: Some(vec![k.id()]),
-                name: "targets/releases".into(),
-                paths,
-                threshold: 1,
-            });
-        }
-        let t = Targets {
-            typ: role_type::TARGETS.into(),
-            delegations,
-            expires: exp(Duration::days(30)),
-            targets: tags
-                .iter()
-                .map(|(n, c)| (n.to_string(), target(c)))
-                .collect(),
-            version,
-        };
-        sign_role(
-            "targets",
-            &t,
-            &[(&self.targets_key.public().id(), &self.targets_key)],
-        )
-        .unwrap()
-    }
-
-    fn releases(&self, tags: &[(&str, &[u8])]) -> Vec<u8> {
-        let t = Targets {
-            typ: role_type::TARGETS.into(),
-            delegations: Delegations::default(),
-            expires: exp(Duration::days(30)),
-            targets: tags
-                .iter()
-                .map(|(n, c)| (n.to_string(), target(c)))
-                .collect(),
-            version: 1,
-        };
-        sign_role(
-            "targets/releases",
-            &t,
-            &[(&self.releases_key.public().id(), &self.releases_key)],
-        )
-        .unwrap()
-    }
-
-    fn snapshot(&self, version: u64, roles: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut meta = BTreeMap::from([("root".to_string(), meta_of(&self.root_bytes))]);
-        for (r, b) in roles {
-            meta.insert(r.to_string(), meta_of(b));
-        }
-        let s = Snapshot {
-            typ: role_type::SNAPSHOT.into(),
-            expires: exp(Duration::days(30)),
-            meta,
-            version,
-        };
-        sign_role(
-            "snapshot",
-            &s,
-            &[(&self.snapshot_key.public().id(), &self.snapshot_key)],
-        )
-        .unwrap()
-    }
-
-    fn timestamp(&self, version: u64, snapshot: &[u8], expires_in: Duration) -> Vec<u8> {
-        let t = Timestamp {
-            typ: role_type::TIMESTAMP.into(),
-            expires: exp(expires_in),
-            meta: BTreeMap::from([("snapshot".to_string(), meta_of(snapshot))]),
-            version,
-        };
-        sign_role(
-            "timestamp",
-            &t,
-            &[(&self.timestamp_key.public().id(), &self.timestamp_key)],
-        )
-        .unwrap()
-    }
-
-    /// Publishes a consistent repository state.
-    fn publish(&self, ts_v: u64, snap_v: u64, targets: &[u8], extra: &[(&str, &[u8])]) {
-        let mut roles = vec![("targets", targets)];
-        roles.extend_from_slice(extra);
-        let snap = self.snapshot(snap_v, &roles);
-        self.write("targets", targets);
-        for (r, b) in extra {
-            self.write(r, b);
-        }
-        self.write("snapshot", &snap);
-        self.write("timestamp", &self.timestamp(ts_v, &snap, Duration::days(7)));
-    }
-
-    fn update(&self) -> Result<Repo, ClientError> {
-        self.update_with(&RootTrust::Tofu)
-    }
-
-    fn update_with(&self, trust: &RootTrust) -> Result<Repo, ClientError> {
-        let fetch = DirFetch {
-            dir: self.server.path().to_path_buf(),
-        };
-        let cache = Cache::new(self.cache.path(), GUN, 100 << 20).unwrap();
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(update(
-                &fetch,
-                &cache,
-                GUN,
-                now(),
-                trust,
-                &Limits::default(),
-            ))
-    }
-
-    /// Every cached file and its bytes.
-    fn cache_state(&self) -> BTreeMap<PathBuf, Vec<u8>> {
-        fn walk(dir: &Path, out: &mut BTreeMap<PathBuf, Vec<u8>>) {
-            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-                let p = e.path();
-                if p.is_dir() {
-                    walk(&p, out);
-                } else {
-                    out.insert(p.clone(), std::fs::read(&p).unwrap());
-                }
-            }
-        }
-        let mut out = BTreeMap::new();
-        walk(self.cache.path(), &mut out);
-        out
-    }
-
-    /// Asserts that the update fails with `check` and leaves the cache untouched.
-    fn refused(&self, check: impl Fn(&VerifyError) -> bool) -> String {
-        let before = self.cache_state();
-        let err = self.update().expect_err("the attack must be refused");
-        let msg = err.to_string();
-        match &err {
-            ClientError::Verify(v) => assert!(check(v), "unexpected refusal: {msg}"),
-            other => panic!("expected a verification error, got {other}"),
-        }
-        assert_eq!(
-            before,
-            self.cache_state(),
-            "the cache changed during a refused update"
-        );
-        msg
-    }
-}
+use docker_trustacr::notary::client::ClientError;
+use docker_trustacr::tuf::verify::{RootTrust, VerifyError};
+use time::Duration;
 
 #[test]
 fn honest_repository_verifies_and_warm_update_uses_the_cache() {
@@ -282,9 +18,25 @@ fn honest_repository_verifies_and_warm_update_uses_the_cache() {
     let t = w.targets(1, &[("v1", b"manifest-1")], None);
     w.publish(1, 1, &t, &[]);
     let repo = w.update().unwrap();
-    assert_eq!(repo.find_target("v1").unwrap().meta, target(b"manifest-1"));
+    let found = repo.find_target("v1").unwrap().unwrap();
+    assert_eq!(
+        found.sha256().as_slice(),
+        target(b"manifest-1").sha256().unwrap()
+    );
+    assert_eq!(found.size(), b"manifest-1".len() as u64);
     assert!(w.cache_state().len() >= 4);
-    assert!(w.update().is_ok());
+
+    // Warm: only the timestamp is fetched, and the rest really comes from the cache (the server
+    // no longer has it).
+    std::fs::remove_file(w.server.path().join("snapshot.json")).unwrap();
+    std::fs::remove_file(w.server.path().join("targets.json")).unwrap();
+    let counting = Counting::new(w.fetcher());
+    let repo = w.update_through(&counting).unwrap();
+    assert_eq!(counting.asked(), ["timestamp.json"]);
+    assert_eq!(
+        repo.find_target("v1").unwrap().unwrap().sha256().as_slice(),
+        target(b"manifest-1").sha256().unwrap()
+    );
 }
 
 #[test]
@@ -385,7 +137,12 @@ fn delegation_signing_outside_its_paths_is_ignored_and_named() {
     w.publish(1, 1, &t, &[("targets/releases", &rel)]);
     let repo = w.update().unwrap();
     // The evil entry is not used: v1 resolves to what targets signs.
-    assert_eq!(repo.find_target("v1").unwrap().meta, target(b"admin"));
+    let found = repo.find_target("v1").unwrap().unwrap();
+    assert_eq!(found.role(), "targets");
+    assert_eq!(
+        found.sha256().as_slice(),
+        target(b"admin").sha256().unwrap()
+    );
     assert_eq!(repo.skipped.len(), 1);
     let (role, why) = &repo.skipped[0];
     assert_eq!(role, "targets/releases");
@@ -399,10 +156,11 @@ fn delegation_within_its_paths_wins_lookups_as_in_docker() {
     let rel = w.releases(&[("v1", b"released")]);
     w.publish(1, 1, &t, &[("targets/releases", &rel)]);
     let repo = w.update().unwrap();
-    let found = repo.find_target("v1").unwrap();
+    let found = repo.find_target("v1").unwrap().unwrap();
+    assert_eq!(found.role(), "targets/releases");
     assert_eq!(
-        (found.role.as_str(), found.meta),
-        ("targets/releases", target(b"released"))
+        found.sha256().as_slice(),
+        target(b"released").sha256().unwrap()
     );
 }
 

@@ -110,8 +110,11 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
     for role in ["targets", "targets/releases"] {
         if let Some(r) = repo.role(role) {
             for (t, meta) in &r.targets.targets {
-                if tag.is_none_or(|want| want == t) {
-                    tags.insert(t.clone(), meta.sha256().unwrap_or_default().to_vec());
+                // A target without a 32-byte sha256 signs no image (docker: "no valid hash,
+                // expecting sha256"); it is not listed rather than shown with an empty digest.
+                let sha = meta.sha256().filter(|h| h.len() == 32);
+                if let Some(sha) = sha.filter(|_| tag.is_none_or(|want| want == t)) {
+                    tags.insert(t.clone(), sha.to_vec());
                 }
             }
         }

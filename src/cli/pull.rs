@@ -4,7 +4,7 @@
 use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
-use crate::notary::client::SignedTarget;
+use crate::notary::client::{ClientError, VerifiedDigest};
 use crate::reference::ImageRef;
 use crate::registry::{AuthedClient, manifest_ref};
 
@@ -35,27 +35,19 @@ impl PullArgs {
         let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
         // Nothing reaches the engine before the trust data has verified.
         let repo = cancellable(&ctx.cancel, t.update()).await?;
-        let targets: Vec<(String, SignedTarget)> = match &image.tag {
+        let targets: Vec<(String, VerifiedDigest)> = match &image.tag {
             Some(tag) => {
-                let found = repo.find_target(tag).ok_or_else(|| Error::NotSigned {
-                    tag: tag.clone(),
-                    gun: repo.gun.clone(),
-                    skipped: repo.skipped.clone(),
-                })?;
+                let found = repo
+                    .find_target(tag)
+                    .map_err(ClientError::from)?
+                    .ok_or_else(|| Error::NotSigned {
+                        tag: tag.clone(),
+                        gun: repo.gun.clone(),
+                        skipped: repo.skipped.clone(),
+                    })?;
                 vec![(tag.clone(), found)]
             }
-            None => {
-                let mut tags: Vec<String> = ["targets", "targets/releases"]
-                    .iter()
-                    .filter_map(|r| repo.role(r))
-                    .flat_map(|r| r.targets.targets.keys().cloned())
-                    .collect();
-                tags.sort();
-                tags.dedup();
-                tags.into_iter()
-                    .filter_map(|tag| repo.find_target(&tag).map(|f| (tag, f)))
-                    .collect()
-            }
+            None => repo.resolve_all().map_err(ClientError::from)?,
         };
         if targets.is_empty() {
             return Err(Error::NotSigned {
@@ -71,17 +63,14 @@ impl PullArgs {
         let registry = t.registry_client().await.ok();
         let n = targets.len();
         for (i, (tag, target)) in targets.iter().enumerate() {
-            let digest = format!(
-                "sha256:{}",
-                hex::encode(target.meta.sha256().unwrap_or_default())
-            );
+            let digest = target.digest();
             let reference = format!("{name}:{tag}");
             let by_digest = format!("{name}@{digest}");
             println!("Pull ({} of {n}): {reference}@{digest}", i + 1);
             let mut progress = Progress::stdout();
             let reported = cancellable(&ctx.cancel, async {
                 Ok(engine
-                    .pull_by_digest(&name, &digest, creds.clone(), &mut progress)
+                    .pull_by_digest(&name, target, creds.clone(), &mut progress)
                     .await?)
             })
             .await?;

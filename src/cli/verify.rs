@@ -4,6 +4,7 @@ use serde::Serialize;
 
 use super::trust::TrustRepo;
 use super::{Context, Error, Format, cancellable};
+use crate::notary::client::ClientError;
 use crate::reference::ImageRef;
 
 /// Arguments of `verify`.
@@ -22,7 +23,7 @@ struct Verified<'a> {
     name: String,
     tag: &'a str,
     digest: String,
-    size: i64,
+    size: u64,
     role: &'a str,
 }
 
@@ -38,15 +39,15 @@ impl VerifyArgs {
             t.update().await
         })
         .await?;
-        let target = repo.find_target(&tag).ok_or_else(|| Error::NotSigned {
-            tag: tag.clone(),
-            gun: repo.gun.clone(),
-            skipped: repo.skipped.clone(),
-        })?;
-        let digest = format!(
-            "sha256:{}",
-            hex::encode(target.meta.sha256().unwrap_or_default())
-        );
+        let target = repo
+            .find_target(&tag)
+            .map_err(ClientError::from)?
+            .ok_or_else(|| Error::NotSigned {
+                tag: tag.clone(),
+                gun: repo.gun.clone(),
+                skipped: repo.skipped.clone(),
+            })?;
+        let digest = target.digest();
         match self.format {
             Format::Text => println!("{digest}"),
             Format::Json => {
@@ -54,8 +55,8 @@ impl VerifyArgs {
                     name: image.gun(),
                     tag: &tag,
                     digest,
-                    size: target.meta.length,
-                    role: &target.role,
+                    size: target.size(),
+                    role: target.role(),
                 };
                 println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             }

@@ -12,6 +12,7 @@ use bollard::auth::DockerCredentials;
 use futures_util::StreamExt;
 
 use crate::dockercfg::credentials::Credential;
+use crate::tuf::trusted::VerifiedDigest;
 use progress::Progress;
 
 use crate::dockercfg::context::{EngineEndpoint, TlsSettings, unix_socket_path};
@@ -288,18 +289,20 @@ impl Engine {
         pushed.ok_or(EngineError::NoDigest { reference })
     }
 
-    /// Pulls `name@digest`; returns the digest the engine reported, if it printed one.
+    /// Pulls `name@digest` for a digest the trust core verified (nothing else is accepted);
+    /// returns the digest the engine reported, if it printed one.
     pub async fn pull_by_digest(
         &self,
         name: &str,
-        digest: &str,
+        verified: &VerifiedDigest,
         credentials: Option<DockerCredentials>,
         progress: &mut Progress,
     ) -> Result<Option<String>, EngineError> {
+        let digest = verified.digest();
         let reference = format!("{name}@{digest}");
         let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
             .from_image(name)
-            .tag(digest)
+            .tag(&digest)
             .build();
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let mut reported = None;

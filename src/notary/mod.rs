@@ -6,8 +6,6 @@ pub mod client;
 pub mod publish;
 pub mod upload;
 
-use std::path::PathBuf;
-
 use crate::registry::{AuthedClient, HttpError, read_limited, redact};
 
 /// `DOCKER_CONTENT_TRUST_SERVER`, as docker reads it.
@@ -100,44 +98,6 @@ impl client::Fetch for NotaryServer {
                 url: redact(resp.url()),
                 reason: Self::describe_failure(resp).await,
             }),
-        }
-    }
-}
-
-/// Metadata in a directory (`root.json`, `snapshot.json`, `targets/releases.json`, …), served
-/// as a notary server would: checksum names map to the plain file. For offline verification of
-/// exported trust data and for the test vectors.
-pub struct DirFetch {
-    /// The directory.
-    pub dir: PathBuf,
-}
-
-impl DirFetch {
-    fn file_for(&self, name: &str) -> PathBuf {
-        let stem = name.strip_suffix(".json").unwrap_or(name);
-        // `<role>.<hex>.json` → `<role>.json`; `<v>.root.json` stays as is.
-        let plain = match stem.rsplit_once('.') {
-            Some((role, hash))
-                if hash.len() >= 64 && hash.bytes().all(|b| b.is_ascii_hexdigit()) =>
-            {
-                role.to_string()
-            }
-            _ => stem.to_string(),
-        };
-        self.dir.join(format!("{plain}.json"))
-    }
-}
-
-impl client::Fetch for DirFetch {
-    async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
-        let path = self.file_for(name);
-        match std::fs::read(&path) {
-            Ok(b) if b.len() as u64 > limit => Err(HttpError::TooLarge {
-                url: path.display().to_string(),
-                limit,
-            }),
-            Ok(b) => Ok(Some(b)),
-            Err(_) => Ok(None),
         }
     }
 }

@@ -153,7 +153,7 @@ pub enum VerifyError {
     /// Trust pinning refused the root.
     #[error("root: does not match the trust pinning configuration: {0}")]
     Pinning(String),
-    /// A delegation signed a target outside its paths.
+    /// A delegation signed a target outside its paths (the target is ignored, not the role).
     #[error("{role}: signs target {target:?} outside its delegated paths {paths:?}")]
     OutsidePaths {
         /// Role.
@@ -162,6 +162,38 @@ pub enum VerifyError {
         target: String,
         /// Allowed prefixes.
         paths: Vec<String>,
+    },
+    /// A role the snapshot lists is not served (404). Leaving it out would let tags resolve to
+    /// older entries of other roles: a downgrade.
+    #[error(
+        "{role}: the snapshot lists it but the notary server does not serve it; refusing to resolve tags without it (a withheld role can downgrade what a tag resolves to)"
+    )]
+    Withheld {
+        /// Role.
+        role: String,
+    },
+    /// A signed target is not usable as an image digest.
+    #[error("{role}: target {target:?} is invalid: {reason}")]
+    InvalidTarget {
+        /// Role.
+        role: String,
+        /// Target (tag) name.
+        target: String,
+        /// Why, e.g. `no valid hash, expecting sha256` (docker's words).
+        reason: String,
+    },
+    /// More signatures or keys than any honest repository has: refused before any expensive
+    /// check, so a hostile file cannot cost unbounded CPU.
+    #[error("{role}: {found} {what}, more than the {limit} allowed")]
+    TooMany {
+        /// Role.
+        role: String,
+        /// `signatures` or `key IDs`.
+        what: &'static str,
+        /// Found.
+        found: usize,
+        /// Limit.
+        limit: usize,
     },
     /// Invalid delegation structure.
     #[error("{role}: invalid delegation: {reason}")]
@@ -237,13 +269,42 @@ fn check_version(role: &str, version: u64, trusted: Option<u64>) -> Result<(), V
     Ok(())
 }
 
+/// Signatures one file may carry. Notary writes one per signing key; a root rotation with
+/// `--legacy` adds a few. More is hostile.
+pub const MAX_SIGNATURES: usize = 64;
+
+/// Key IDs one role may list (root's roles and delegations alike).
+pub const MAX_ROLE_KEYS: usize = 64;
+
+fn check_counts(role: &str, file: &SignedFile, keyids: usize) -> Result<(), VerifyError> {
+    let too_many = |what, found, limit| VerifyError::TooMany {
+        role: role.to_string(),
+        what,
+        found,
+        limit,
+    };
+    if file.signatures.len() > MAX_SIGNATURES {
+        return Err(too_many(
+            "signatures",
+            file.signatures.len(),
+            MAX_SIGNATURES,
+        ));
+    }
+    if keyids > MAX_ROLE_KEYS {
+        return Err(too_many("key IDs", keyids, MAX_ROLE_KEYS));
+    }
+    Ok(())
+}
+
 /// Counts distinct authorised key IDs with a valid signature over `file`'s canonical bytes.
+/// The work is bounded by [`MAX_SIGNATURES`] and [`MAX_ROLE_KEYS`], checked first.
 pub fn count_valid_signatures(
     role: &str,
     file: &SignedFile,
     keys: &BTreeMap<String, PublicKey>,
     authorised: &BTreeSet<&str>,
 ) -> Result<usize, VerifyError> {
+    check_counts(role, file, authorised.len())?;
     let msg = file.canonical_signed(role)?;
     let mut valid = BTreeSet::new();
     for sig in &file.signatures {
@@ -336,6 +397,15 @@ fn root_structure(root: &Root) -> Result<(), VerifyError> {
         if r.threshold < 1 {
             return Err(VerifyError::BadRoot(format!("role {role} has threshold 0")));
         }
+        if r.keyids.len() > MAX_ROLE_KEYS {
+            // Before any certificate is parsed: a hostile first root costs at most this many.
+            return Err(VerifyError::TooMany {
+                role: role.to_string(),
+                what: "key IDs",
+                found: r.keyids.len(),
+                limit: MAX_ROLE_KEYS,
+            });
+        }
         for id in &r.keyids {
             if !root.keys.contains_key(id) {
                 return Err(VerifyError::BadRoot(format!(
@@ -388,18 +458,15 @@ fn parse_root(bytes: &[u8]) -> Result<(SignedFile, Root), VerifyError> {
     Ok((file, root))
 }
 
-/// Trusts a repository's first root (no root cached): self-signed by a threshold of its root
-/// certificates for `gun`, not expired, and matching the pinning if any.
-pub fn trust_first_root(
-    gun: &str,
-    bytes: &[u8],
-    now: OffsetDateTime,
+/// The root keys among `valid` that `trust`'s pinning accepts (all of them on first use).
+fn pinned_keyids(
+    root: &Root,
+    valid: Vec<String>,
     trust: &RootTrust,
-) -> Result<TrustedRoot, VerifyError> {
-    let (file, root) = parse_root(bytes)?;
-    let valid = valid_root_keyids(&root, gun, now, true)?;
-    let valid = match trust {
-        RootTrust::Tofu => valid,
+    now: OffsetDateTime,
+) -> Result<Vec<String>, VerifyError> {
+    match trust {
+        RootTrust::Tofu => Ok(valid),
         RootTrust::PinnedCertIds(ids) => {
             let pinned: Vec<String> = valid.iter().filter(|v| ids.contains(v)).cloned().collect();
             if pinned.is_empty() {
@@ -407,7 +474,7 @@ pub fn trust_first_root(
                     "root certificate key IDs {valid:?} are not among the pinned {ids:?}"
                 )));
             }
-            pinned
+            Ok(pinned)
         }
         RootTrust::PinnedCa(cas) => {
             let pinned: Vec<String> = valid
@@ -420,9 +487,22 @@ pub fn trust_first_root(
                     "no root certificate is issued by the pinned CA".into(),
                 ));
             }
-            pinned
+            Ok(pinned)
         }
-    };
+    }
+}
+
+/// Trusts a repository's first root (no root cached): self-signed by a threshold of its root
+/// certificates for `gun`, not expired, and matching the pinning if any.
+pub fn trust_first_root(
+    gun: &str,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trust: &RootTrust,
+) -> Result<TrustedRoot, VerifyError> {
+    let (file, root) = parse_root(bytes)?;
+    let valid = valid_root_keyids(&root, gun, now, true)?;
+    let valid = pinned_keyids(&root, valid, trust, now)?;
     check_self_signed(&file, &root, &valid)?;
     check_version("root", root.version, None)?;
     check_expiry("root", &root.expires, now)?;
@@ -449,13 +529,15 @@ pub fn load_cached_root(
 }
 
 /// Accepts `bytes` as the successor of `prev`: signed by a threshold of `prev`'s root keys and
-/// of its own, a higher version, valid certificates. `final_root` also requires it unexpired.
+/// of its own, a higher version, valid certificates. The final root of a chain (`Some(trust)`)
+/// must also be unexpired and, as a first root would, satisfy the trust pinning: a pin holds
+/// across rotations. Intermediate roots (`None`) may have expired since.
 pub fn rotate_root(
     prev: &TrustedRoot,
     gun: &str,
     bytes: &[u8],
     now: OffsetDateTime,
-    final_root: bool,
+    final_root: Option<&RootTrust>,
 ) -> Result<TrustedRoot, VerifyError> {
     let (file, root) = parse_root(bytes)?;
     if root.version <= prev.root.version {
@@ -475,9 +557,13 @@ pub fn rotate_root(
             threshold: prev_role.threshold,
         });
     }
-    let valid = valid_root_keyids(&root, gun, now, final_root)?;
+    let valid = valid_root_keyids(&root, gun, now, final_root.is_some())?;
+    let valid = match final_root {
+        Some(trust) => pinned_keyids(&root, valid, trust, now)?,
+        None => valid,
+    };
     check_self_signed(&file, &root, &valid)?;
-    if final_root {
+    if final_root.is_some() {
         check_expiry("root", &root.expires, now)?;
     }
     Ok(TrustedRoot {
@@ -545,12 +631,10 @@ pub struct Signers<'a> {
     pub keyids: &'a [String],
     /// Threshold.
     pub threshold: u32,
-    /// Path prefixes the role may sign (`None` for top-level targets).
-    pub paths: Option<&'a [String]>,
 }
 
 /// Verifies a targets role (`targets` or `targets/<x>`): bytes as the snapshot describes, signed
-/// by its signers, every target within its paths.
+/// by its signers. Which of its targets a delegation may sign is policy ([`super::trusted`]).
 pub fn verify_targets(
     role: &str,
     signers: &Signers<'_>,
@@ -573,17 +657,6 @@ pub fn verify_targets(
     check_type(role, &targets.typ, role_type::TARGETS)?;
     check_version(role, targets.version, trusted_version)?;
     check_expiry(role, &targets.expires, now)?;
-    if let Some(paths) = signers.paths {
-        for name in targets.targets.keys() {
-            if !paths.iter().any(|p| name.starts_with(p.as_str())) {
-                return Err(VerifyError::OutsidePaths {
-                    role: role.to_string(),
-                    target: name.clone(),
-                    paths: paths.to_vec(),
-                });
-            }
-        }
-    }
     for d in &targets.delegations.roles {
         check_delegation(role, d, &targets)?;
     }

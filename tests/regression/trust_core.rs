@@ -1,1 +1,406 @@
-//! Regression tests: see main.rs.
+//! Regression tests: see main.rs. The trust core: delegation walk, root rotation, targets,
+//! rollback floors, on repositories built here with keys the test holds.
+//!
+//! Proven on the real stack instead (tests/integration/attacks_wire.rs):
+//! - #8 item 1 on the wire: `delegation_listed_in_snapshot_but_not_served_fails_cold_and_warm`
+//! - #8 item 4 on the wire: `server_key_rotation_by_notary_is_followed_by_a_warm_client`
+//! - audit P1-M3: `hostile_answers_over_http_are_refused_and_nothing_is_cached`
+//! - audit P1-M4: `notary_cli_delegation_signs_and_the_role_and_hash_verify` (trust.rs)
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::*;
+use docker_trustacr::keystore::keys::SigningKey;
+use docker_trustacr::notary::client::ClientError;
+use docker_trustacr::notary::publish::sign_role;
+use docker_trustacr::tuf::metadata::{DelegatedRole, FileMeta, Snapshot, role_type};
+use docker_trustacr::tuf::verify::{self, MAX_SIGNATURES, RootTrust, Signers, VerifyError};
+use time::Duration;
+
+/// targets signs v1 = "old"; targets/releases (all paths) signs v1 = "new".
+fn world_with_releases() -> World {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"old")], Some(vec!["".into()]));
+    let rel = w.releases(&[("v1", b"new")]);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    w
+}
+
+fn resolves_to(w: &World, tag: &str) -> (String, Vec<u8>) {
+    let d = w.update().unwrap().find_target(tag).unwrap().unwrap();
+    (d.role().to_string(), d.sha256().to_vec())
+}
+
+// See: #8 item 1
+#[test]
+fn withheld_delegation_is_refused_cold_not_resolved_to_the_older_targets_entry() {
+    let w = world_with_releases();
+    std::fs::remove_file(w.server.path().join("targets/releases.json")).unwrap();
+    let e = w.refused_with(
+        |e| matches!(e, VerifyError::Withheld { role } if role == "targets/releases"),
+    );
+    assert!(e.to_string().contains("targets/releases"), "{e}");
+    assert!(w.cache_state().is_empty());
+}
+
+// See: #8 item 1
+#[test]
+fn withheld_delegation_is_refused_warm() {
+    let w = world_with_releases();
+    assert_eq!(
+        resolves_to(&w, "v1"),
+        (
+            "targets/releases".into(),
+            target(b"new").sha256().unwrap().to_vec()
+        )
+    );
+    // A new releases version the cache does not have, which the server then withholds.
+    let t = w.targets(1, &[("v1", b"old")], Some(vec!["".into()]));
+    let rel = w.releases(&[("v1", b"newer")]);
+    w.publish(2, 2, &t, &[("targets/releases", &rel)]);
+    std::fs::remove_file(w.server.path().join("targets/releases.json")).unwrap();
+    w.refused_with(|e| matches!(e, VerifyError::Withheld { role } if role == "targets/releases"));
+}
+
+// See: #8 item 1 (the top-level targets role follows the same rule)
+#[test]
+fn withheld_targets_is_refused() {
+    let w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    std::fs::remove_file(w.server.path().join("targets.json")).unwrap();
+    w.refused_with(|e| matches!(e, VerifyError::Withheld { role } if role == "targets"));
+}
+
+// See: audit P1-W7 (the skips Go allows: expired and under-signed delegations)
+#[test]
+fn expired_delegation_is_skipped_and_named() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"old")], Some(vec!["".into()]));
+    let body = w.targets_body(1, &[("v1", b"new")], Duration::seconds(-60));
+    let rel = w.sign_targets("targets/releases", &body, &w.releases_key);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    let repo = w.update().unwrap();
+    assert_eq!(repo.find_target("v1").unwrap().unwrap().role(), "targets");
+    assert_eq!(repo.skipped.len(), 1, "{:?}", repo.skipped);
+    assert_eq!(repo.skipped[0].0, "targets/releases");
+    assert!(repo.skipped[0].1.contains("expired"), "{:?}", repo.skipped);
+}
+
+// See: audit P1-W7
+#[test]
+fn under_signed_delegation_is_skipped_and_named() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"old")], Some(vec!["".into()]));
+    let body = w.targets_body(1, &[("v1", b"new")], Duration::days(30));
+    let stranger = SigningKey::generate_ed25519().unwrap();
+    let rel = w.sign_targets("targets/releases", &body, &stranger);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    let repo = w.update().unwrap();
+    assert_eq!(repo.find_target("v1").unwrap().unwrap().role(), "targets");
+    assert!(
+        repo.skipped[0].1.contains("threshold"),
+        "{:?}",
+        repo.skipped
+    );
+}
+
+// See: audit P1-W7 (an expired top-level targets is fatal, not skipped)
+#[test]
+fn expired_targets_is_refused() {
+    let w = World::new(1);
+    let body = w.targets_body(1, &[("v1", b"m")], Duration::seconds(-60));
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    w.publish(1, 1, &t, &[]);
+    w.refused_with(|e| matches!(e, VerifyError::Expired { role, .. } if role == "targets"));
+}
+
+// See: audit P1-W7
+#[test]
+fn delegation_with_an_invalid_name_is_refused() {
+    let w = World::new(1);
+    let mut body = w.targets_body(1, &[("v1", b"m")], Duration::days(30));
+    let k = w.releases_key.public();
+    body.delegations.keys.insert(k.id(), k.clone());
+    body.delegations.roles.push(DelegatedRole {
+        keyids: Some(vec![k.id()]),
+        name: "targets/../root".into(),
+        paths: vec!["".into()],
+        threshold: 1,
+    });
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    w.publish(1, 1, &t, &[]);
+    w.refused_with(
+        |e| matches!(e, VerifyError::BadDelegation { role, .. } if role == "targets/../root"),
+    );
+}
+
+// See: audit P1-W7
+#[test]
+fn targets_of_the_wrong_type_is_refused() {
+    let w = World::new(1);
+    let mut body = w.targets_body(1, &[("v1", b"m")], Duration::days(30));
+    body.typ = role_type::SNAPSHOT.into();
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    w.publish(1, 1, &t, &[]);
+    w.refused_with(|e| matches!(e, VerifyError::WrongType { role, .. } if role == "targets"));
+}
+
+// See: audit P1-W7
+#[test]
+fn snapshot_without_targets_meta_is_refused() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"m")], None);
+    w.write("targets", &t);
+    let snap = w.snapshot(1, &[]);
+    w.write("snapshot", &snap);
+    w.write("timestamp", &w.timestamp(1, &snap, Duration::days(7)));
+    w.refused_with(
+        |e| matches!(e, VerifyError::MissingMeta { role, parent: "snapshot" } if role == "targets"),
+    );
+}
+
+// See: audit P1-W7
+#[test]
+fn key_whose_content_has_another_id_is_refused() {
+    let w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    // A root v2 whose timestamp key ID names other key content, signed by the real root key.
+    let (root_cert, ts_real) = (w.root_cert.clone(), w.timestamp_key.public());
+    let root: serde_json::Value =
+        serde_json::from_slice(&w.root_doc(2, &root_cert, &w.snapshot_key.public(), &ts_real, &[]))
+            .unwrap();
+    let mut signed: docker_trustacr::tuf::metadata::Root =
+        serde_json::from_value(root["signed"].clone()).unwrap();
+    let other = SigningKey::generate_ed25519().unwrap().public();
+    signed.keys.insert(ts_real.id(), other);
+    let bytes = sign_role("root", &signed, &[(&root_cert.id(), &w.root_key)]).unwrap();
+    let mut w = w;
+    w.serve_root(2, bytes);
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.refused_with(|e| matches!(e, VerifyError::KeyIdMismatch { role, .. } if role == "timestamp"));
+}
+
+// See: audit P1-W7
+#[test]
+fn targets_longer_than_the_snapshot_states_is_refused() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"m")], None);
+    let snapshot = Snapshot {
+        typ: role_type::SNAPSHOT.into(),
+        expires: exp(Duration::days(1)),
+        meta: BTreeMap::from([("targets".to_string(), FileMeta::of(&t))]),
+        version: 1,
+    };
+    let keys = BTreeMap::from([(w.targets_key.public().id(), w.targets_key.public())]);
+    let keyids = vec![w.targets_key.public().id()];
+    let signers = Signers {
+        keys: &keys,
+        keyids: &keyids,
+        threshold: 1,
+    };
+    let longer = [t.as_slice(), b" "].concat();
+    let err =
+        verify::verify_targets("targets", &signers, &snapshot, &longer, now(), None).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::LengthMismatch { ref role, parent: "snapshot", expected, found }
+            if role == "targets" && found == expected + 1),
+        "{err}"
+    );
+}
+
+// See: #8 item 6
+#[test]
+fn target_with_only_a_sha512_does_not_verify() {
+    let w = World::new(1);
+    let mut body = w.targets_body(1, &[("v1", b"m")], Duration::days(30));
+    let mut meta = FileMeta::of(b"m");
+    meta.hashes.remove("sha256");
+    body.targets.insert("v1".into(), meta);
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    w.publish(1, 1, &t, &[]);
+    let repo = w.update().unwrap();
+    let err = repo.find_target("v1").unwrap_err();
+    assert!(
+        matches!(&err, VerifyError::InvalidTarget { role, target, reason }
+            if role == "targets" && target == "v1" && reason.contains("expecting sha256")),
+        "{err}"
+    );
+    assert!(repo.resolve_all().is_err());
+}
+
+// See: #8 item 6 (a sha256 of the wrong length is no digest either)
+#[test]
+fn target_with_a_short_sha256_does_not_verify() {
+    let w = World::new(1);
+    let mut body = w.targets_body(1, &[("v1", b"m")], Duration::days(30));
+    body.targets.get_mut("v1").unwrap().hashes.insert(
+        "sha256".into(),
+        docker_trustacr::tuf::metadata::Base64Bytes(vec![1; 20]),
+    );
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    w.publish(1, 1, &t, &[]);
+    let err = w.update().unwrap().find_target("v1").unwrap_err();
+    assert!(matches!(err, VerifyError::InvalidTarget { .. }), "{err}");
+}
+
+// See: #8 item 4
+#[test]
+fn server_timestamp_key_rotation_is_followed_through_the_new_root() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    // The server rotates its timestamp key: root v2, signed by the (unchanged) root key.
+    let new_ts = SigningKey::generate_ed25519().unwrap();
+    let root_cert = w.root_cert.clone();
+    let v2 = w.root_doc(
+        2,
+        &root_cert,
+        &w.snapshot_key.public(),
+        &new_ts.public(),
+        &[(&root_cert.id(), &w.root_key)],
+    );
+    w.serve_root(2, v2);
+    w.timestamp_key = new_ts;
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    let repo = w
+        .update()
+        .expect("a warm client follows the rotated timestamp key");
+    assert_eq!(repo.root.root.version, 2);
+    let cached =
+        std::fs::read(w.cache.path().join(format!("tuf/{GUN}/metadata/root.json"))).unwrap();
+    assert_eq!(cached, w.root_bytes, "the new root is cached");
+}
+
+// See: #8 item 4 (the same for the snapshot key)
+#[test]
+fn server_snapshot_key_rotation_is_followed_through_the_new_root() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    let new_snap = SigningKey::generate_ed25519().unwrap();
+    let root_cert = w.root_cert.clone();
+    let v2 = w.root_doc(
+        2,
+        &root_cert,
+        &new_snap.public(),
+        &w.timestamp_key.public(),
+        &[(&root_cert.id(), &w.root_key)],
+    );
+    w.serve_root(2, v2);
+    w.snapshot_key = new_snap;
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    assert_eq!(w.update().unwrap().root.root.version, 2);
+}
+
+// See: #8 item 4 (a timestamp signed by an unknown key, with no newer root, stays refused)
+#[test]
+fn timestamp_by_an_unknown_key_without_a_newer_root_is_refused() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    w.timestamp_key = SigningKey::generate_ed25519().unwrap();
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.refused_with(|e| matches!(e, VerifyError::Threshold { role, .. } if role == "timestamp"));
+}
+
+// See: #8 item 4 (trust pinning applies to a rotated root too)
+#[test]
+fn rotation_to_a_root_key_outside_the_pinning_is_refused() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    let pin = RootTrust::PinnedCertIds(vec![w.root_cert.id()]);
+    w.update_with(&pin).unwrap();
+    let (new_key, new_cert) = new_root_key();
+    let old_cert = w.root_cert.clone();
+    let v2 = w.root_doc(
+        2,
+        &new_cert,
+        &w.snapshot_key.public(),
+        &w.timestamp_key.public(),
+        &[(&old_cert.id(), &w.root_key), (&new_cert.id(), &new_key)],
+    );
+    w.serve_root(2, v2);
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    let before = w.cache_state();
+    let err = w.update_with(&pin).unwrap_err();
+    assert!(
+        matches!(err, ClientError::Verify(VerifyError::Pinning(_))),
+        "{err}"
+    );
+    assert_eq!(before, w.cache_state());
+    // Without the pin the same, validly chained rotation is followed.
+    assert_eq!(w.update().unwrap().root.root.version, 2);
+}
+
+// See: audit P1-M1 (ACR-like: the server holds timestamp and snapshot keys and names a root v2
+// that only a fresh root key signs)
+#[test]
+fn root_v2_signed_only_by_a_fresh_key_is_refused_as_untrusted() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    let (new_key, new_cert) = new_root_key();
+    let v2 = w.root_doc(
+        2,
+        &new_cert,
+        &w.snapshot_key.public(),
+        &w.timestamp_key.public(),
+        &[(&new_cert.id(), &new_key)],
+    );
+    w.serve_root(2, v2);
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.refused_with(|e| {
+        matches!(
+            e,
+            VerifyError::UntrustedRoot {
+                version: 2,
+                valid: 0,
+                threshold: 1
+            }
+        )
+    });
+}
+
+// See: audit P1-M1 (second case: signed by the old key but not by its own new key)
+#[test]
+fn root_v2_not_signed_by_its_own_new_key_is_refused() {
+    let mut w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    let (_new_key, new_cert) = new_root_key();
+    let old_cert = w.root_cert.clone();
+    let v2 = w.root_doc(
+        2,
+        &new_cert,
+        &w.snapshot_key.public(),
+        &w.timestamp_key.public(),
+        &[(&old_cert.id(), &w.root_key)],
+    );
+    w.serve_root(2, v2);
+    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.refused_with(
+        |e| matches!(e, VerifyError::Threshold { role, valid: 0, threshold: 1 } if role == "root"),
+    );
+}
+
+// See: #8 item 17 (a hostile first root's CPU cost is bounded)
+#[test]
+fn first_root_with_thousands_of_signatures_is_refused_before_checking_them() {
+    let w = World::new(1);
+    let mut v: serde_json::Value = serde_json::from_slice(&w.root_bytes).unwrap();
+    let sig = v["signatures"][0].clone();
+    v["signatures"] = serde_json::Value::Array(vec![sig; 5000]);
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let started = std::time::Instant::now();
+    let err = verify::trust_first_root(GUN, &bytes, now(), &RootTrust::Tofu).unwrap_err();
+    assert!(
+        matches!(err, VerifyError::TooMany { ref role, what: "signatures", found: 5000, limit }
+            if role == "root" && limit == MAX_SIGNATURES),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
