@@ -498,7 +498,11 @@ fn check_visible(repo: &Repo, signed: &SignedUpdate) -> Result<(), PublishError>
             .and_then(|r| r.targets.targets.get(c.tag()));
         let ok = match c {
             Change::AddTarget { meta, .. } => {
-                in_role == Some(meta) && repo.find_target(c.tag()).is_some_and(|t| &t.meta == meta)
+                in_role == Some(meta)
+                    && repo.find_target(c.tag()).ok().flatten().is_some_and(|t| {
+                        meta.sha256() == Some(t.sha256().as_slice())
+                            && i64::try_from(t.size()) == Ok(meta.length)
+                    })
             }
             Change::RemoveTarget { .. } => in_role.is_none(),
         };

@@ -425,7 +425,10 @@ fn tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull() {
     assert_success(&notary(&env, &["init", &gun, "-p"]), "notary init");
     let sha512 = "ab".repeat(64);
     assert_success(
-        &notary(&env, &["addhash", &gun, "v1", "523", "--sha512", &sha512, "-p"]),
+        &notary(
+            &env,
+            &["addhash", &gun, "v1", "523", "--sha512", &sha512, "-p"],
+        ),
         "notary addhash --sha512",
     );
     for cmd in ["verify", "pull"] {
