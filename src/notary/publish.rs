@@ -277,6 +277,7 @@ impl Publisher<'_> {
             let refusal = match self.send(&signed).await {
                 Sent::Accepted => break signed,
                 Sent::Refused(r) => r,
+                Sent::Unapplied(e) => return Err(e.into()),
                 Sent::Unanswered(source) => {
                     return Err(PublishError::Unanswered {
                         gun,
@@ -436,14 +437,19 @@ impl Publisher<'_> {
         match answer {
             Ok(Outcome::Accepted) => Sent::Accepted,
             Ok(Outcome::Refused(r)) => Sent::Refused(r),
+            // Sign-in fails only after the server refused the unauthenticated upload (401), and
+            // a client that cannot be set up sends nothing: nothing was applied either way.
+            Err(e @ (HttpError::Auth(_) | HttpError::Setup(_))) => Sent::Unapplied(e),
             Err(e) => Sent::Unanswered(e),
         }
     }
 }
 
+/// What became of an upload.
 enum Sent {
     Accepted,
     Refused(Refusal),
+    Unapplied(HttpError),
     Unanswered(HttpError),
     Interrupted(CancelReason, Stage),
 }
