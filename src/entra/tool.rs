@@ -36,6 +36,9 @@ pub enum Tool {
 impl Tool {
     fn program(self) -> &'static str {
         match self {
+            // On Windows the Azure CLI is a batch file, which std runs through cmd.exe with its
+            // own argument escaping (our arguments are a fixed scope and a checked tenant).
+            Tool::Az if cfg!(windows) => "az.cmd",
             Tool::Az => "az",
             Tool::Azd => "azd",
         }

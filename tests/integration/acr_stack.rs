@@ -272,7 +272,7 @@ fn client_secret_sign_in_gives_tokens_the_real_registry_accepts() {
         serde_json::from_str(&std::fs::read_to_string(&stack.acr_config).unwrap()).unwrap();
     let lifetime = config["refresh_token_lifetime_secs"]
         .as_u64()
-        .unwrap_or(11700);
+        .expect("stack.sh writes refresh_token_lifetime_secs");
     assert_eq!(
         rc["exp"].as_u64().unwrap() - rc["iat"].as_u64().unwrap(),
         lifetime
