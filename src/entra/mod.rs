@@ -191,19 +191,16 @@ fn tenant_and_client(opts: &EntraOptions) -> (Option<String>, Option<String>) {
 }
 
 /// Whether `kind` is configured in this environment, and so joins the chain. A client secret
-/// without its tenant or client ID is not configured (as the SDKs' EnvironmentCredential),
-/// unless `--credential` asks for it, which then reports what is missing.
+/// without its tenant or client ID is configured and then fails, stopping the chain: the SDKs'
+/// EnvironmentCredential would skip it, but a secret in the environment says which identity the
+/// user meant, and another one must not sign in its place.
 fn configured(opts: &EntraOptions, kind: SourceKind) -> bool {
     if !opts.credential.is_none_or(|c| c == kind) {
         return false;
     }
     let forced = opts.credential == Some(kind);
-    let (tenant, client_id) = tenant_and_client(opts);
     match kind {
-        SourceKind::ClientSecret => {
-            forced
-                || (var("AZURE_CLIENT_SECRET").is_some() && tenant.is_some() && client_id.is_some())
-        }
+        SourceKind::ClientSecret => forced || var("AZURE_CLIENT_SECRET").is_some(),
         SourceKind::WorkloadIdentity => forced || var("AZURE_FEDERATED_TOKEN_FILE").is_some(),
         // Probing IMDS off Azure costs seconds, so managed identity joins the chain only where
         // its environment says it exists, or when asked for.

@@ -784,3 +784,24 @@ fn managed_identity_secret_header_does_not_follow_a_redirect() {
         "the managed identity's request followed the redirect"
     );
 }
+
+#[test]
+fn client_secret_without_a_tenant_is_refused_not_skipped_for_az() {
+    let reference = signed_image("notenant");
+    let mut env = env_as("signer");
+    fake_az(&mut env);
+    az_login(&env, "signer");
+    env.set(
+        "AZURE_CLIENT_SECRET",
+        s(&identity("signer"), "client_secret"),
+    );
+    env.set("AZURE_TENANT_ID", "");
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("client secret (AZURE_CLIENT_SECRET) failed: needs a tenant"),
+        "{err}"
+    );
+    assert_eq!(az_runs(&env), Vec::<String>::new(), "az was run");
+}
