@@ -359,7 +359,7 @@ fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
 }
 
 #[test]
-fn concurrent_signers_of_one_repository_both_land() {
+fn concurrent_signers_of_one_repository_all_land() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "race");
     push_image(&env, &format!("{repo}:base"), "base");

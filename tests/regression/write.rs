@@ -18,7 +18,8 @@
 //! - audit P1-W4 (revoking what is not signed) and P1-W8 (pushed but unsigned, and each
 //!   publish refusal provoked once): `publish::revoking_an_unsigned_tag_exits_1_and_changes_nothing`,
 //!   `publish::refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_sign_hint`,
-//!   `publish::each_publish_refusal_is_provoked_and_named`.
+//!   `publish::each_publish_refusal_is_provoked_and_named`;
+//! - audit P1-C1 (a name that said two signers for four): `trust::concurrent_signers_of_one_repository_all_land`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
