@@ -805,3 +805,45 @@ fn client_secret_without_a_tenant_is_refused_not_skipped_for_az() {
     );
     assert_eq!(az_runs(&env), Vec::<String>::new(), "az was run");
 }
+
+#[test]
+fn az_is_killed_with_its_children_when_the_docker_cli_cancels_the_plugin() {
+    let reference = signed_image("azclisock");
+    let mut env = env_as("signer");
+    env.install();
+    install_az(&mut env, HANGING_AZ);
+    env.set("AZURE_CLIENT_SECRET", "");
+    // stdout is a pipe, not a terminal: the CLI forwards the interrupt by closing the plugin
+    // socket, and the plugin gets no signal.
+    let mut docker = env
+        .docker()
+        .args(["trustacr", "--credential", "azure-cli", "pull", &reference])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let marker = env.home.join("az.child");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !marker.exists() {
+        assert!(Instant::now() < deadline, "the fake az never ran");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let kill = run(Command::new("kill").args(["-INT", &docker.id().to_string()]));
+    assert_success(&kill, "kill -INT");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while docker.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = docker.kill();
+            panic!("docker did not stop after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = docker.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", all_output(&out));
+    assert!(
+        stderr(&out).contains("cancelled by the docker CLI"),
+        "{}",
+        all_output(&out)
+    );
+    assert_killed(&env.home);
+}
