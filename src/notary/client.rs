@@ -77,6 +77,15 @@ impl<F: Fetch + Sync> Source for Wire<'_, F> {
     fn cached(&self, role: &str) -> Option<Vec<u8>> {
         self.cache.read(role)
     }
+
+    fn keep(&self, role: &str, bytes: &[u8]) {
+        if let Err(e) = self.cache.write_all(&[(role.to_string(), bytes.to_vec())]) {
+            tracing::warn!(
+                "cannot cache {role} in {} early: {e}",
+                self.cache.dir().display()
+            );
+        }
+    }
 }
 
 /// Updates and verifies `gun`'s trust data from `fetch`, using and then refreshing `cache`.

@@ -171,13 +171,6 @@ pub struct DelegatedRole {
     pub threshold: u32,
 }
 
-impl DelegatedRole {
-    /// Whether this role may sign a target called `name`.
-    pub fn allows(&self, name: &str) -> bool {
-        self.paths.iter().any(|p| name.starts_with(p.as_str()))
-    }
-}
-
 /// The `delegations` member of a targets role; Go always writes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Delegations {

@@ -41,6 +41,11 @@ pub trait Source {
     /// files are never trusted for what they are: they are verified like downloads, and only
     /// save a download or set a rollback floor.
     fn cached(&self, role: &str) -> Option<Vec<u8>>;
+
+    /// Caches `bytes` as `role` now, before the update has finished: the core calls it to
+    /// advance the rollback floors (timestamp, snapshot, and the root they were verified
+    /// under) as soon as each verified. Best effort: a failure only loses the early floor.
+    fn keep(&self, role: &str, bytes: &[u8]);
 }
 
 /// Why an update failed.
@@ -271,9 +276,13 @@ pub async fn update<S: Source + Sync>(
         limits,
     };
     let mut writes = Writes::default();
+    // Whether the trusted root is in the cache: only then may floors be cached early, so the
+    // cache never holds a timestamp without the root that vouches for it.
+    let mut root_cached = true;
     let mut root = match src.cached("root") {
         Some(bytes) => verify::load_cached_root(gun, &bytes, now)?,
         None => {
+            root_cached = false;
             let bytes = cx.require("root.json", limits.root).await?;
             let root = verify::trust_first_root(gun, &bytes, now, trust)?;
             writes.set("root", bytes);
@@ -291,9 +300,18 @@ pub async fn update<S: Source + Sync>(
 
     let mut rotated = false;
     let (timestamp, ts_bytes, snapshot, snap_bytes) = loop {
-        let top = top_level(&cx, &root, cached_snapshot.as_deref(), ts_floor, snap_floor).await;
+        let floors = root_cached.then_some(src);
+        let top = top_level(
+            &cx,
+            &root,
+            cached_snapshot.as_deref(),
+            (ts_floor, snap_floor),
+            floors,
+        )
+        .await;
         let (timestamp, ts_bytes, snapshot, snap_bytes) = match top {
             Ok(t) => t,
+
             Err(UpdateError::Verify(e)) if !rotated && signed_by_unknown_keys(&e) => {
                 // Maybe the server's keys were rotated: a newer root would name them.
                 let Some(newest) = cx.get("root.json", limits.root).await? else {
@@ -304,6 +322,9 @@ pub async fn update<S: Source + Sync>(
                 }
                 root = rotate_chain(&cx, &root, newest).await?;
                 writes.set("root", root.bytes.clone());
+                if root_cached {
+                    src.keep("root", &root.bytes);
+                }
                 rotated = true;
                 continue;
             }
@@ -324,6 +345,9 @@ pub async fn update<S: Source + Sync>(
             check_file_meta("root", "snapshot", rmeta, &newest)?;
             root = rotate_chain(&cx, &root, newest).await?;
             writes.set("root", root.bytes.clone());
+            if root_cached {
+                src.keep("root", &root.bytes);
+            }
             rotated = true;
             continue;
         }
@@ -365,15 +389,20 @@ fn signed_by_unknown_keys(e: &VerifyError) -> bool {
 type Top = (Timestamp, Vec<u8>, Snapshot, Vec<u8>);
 
 /// timestamp.json, then the snapshot it names (the cached copy when it is exactly that one).
+/// With `floors` (the trusted root is cached), each is cached as soon as it verifies: a
+/// rollback floor that a later failure in the same update cannot undo.
 async fn top_level<S: Source + Sync>(
     cx: &Ctx<'_, S>,
     root: &TrustedRoot,
     cached_snapshot: Option<&[u8]>,
-    ts_floor: Option<u64>,
-    snap_floor: Option<u64>,
+    (ts_floor, snap_floor): (Option<u64>, Option<u64>),
+    floors: Option<&S>,
 ) -> Result<Top, UpdateError<S::Error>> {
     let ts_bytes = cx.require("timestamp.json", cx.limits.timestamp).await?;
     let timestamp = verify::verify_timestamp(&root.root, &ts_bytes, cx.now, ts_floor)?;
+    if let Some(src) = floors {
+        src.keep("timestamp", &ts_bytes);
+    }
     let smeta = &timestamp.meta["snapshot"];
     let snap_bytes = match cached_snapshot
         .filter(|b| check_file_meta("snapshot", "timestamp", smeta, b).is_ok())

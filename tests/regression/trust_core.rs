@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use common::*;
 use docker_trustacr::keystore::keys::SigningKey;
 use docker_trustacr::notary::client::ClientError;
-use docker_trustacr::notary::publish::sign_role;
 use docker_trustacr::tuf::metadata::{DelegatedRole, FileMeta, Snapshot, role_type};
 use docker_trustacr::tuf::verify::{self, MAX_SIGNATURES, RootTrust, Signers, VerifyError};
 use time::Duration;
@@ -164,24 +163,57 @@ fn snapshot_without_targets_meta_is_refused() {
 
 // See: audit P1-W7
 #[test]
-fn key_whose_content_has_another_id_is_refused() {
+fn delegation_key_whose_content_has_another_id_is_refused() {
     let w = World::new(1);
-    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
-    w.update().unwrap();
-    // A root v2 whose timestamp key ID names other key content, signed by the real root key.
-    let (root_cert, ts_real) = (w.root_cert.clone(), w.timestamp_key.public());
-    let root: serde_json::Value =
-        serde_json::from_slice(&w.root_doc(2, &root_cert, &w.snapshot_key.public(), &ts_real, &[]))
-            .unwrap();
-    let mut signed: docker_trustacr::tuf::metadata::Root =
-        serde_json::from_value(root["signed"].clone()).unwrap();
+    let mut body = w.targets_body(1, &[("v1", b"old")], Duration::days(30));
+    let real = w.releases_key.public();
+    // The delegation names the releases key's ID but maps it to other key content.
     let other = SigningKey::generate_ed25519().unwrap().public();
-    signed.keys.insert(ts_real.id(), other);
-    let bytes = sign_role("root", &signed, &[(&root_cert.id(), &w.root_key)]).unwrap();
-    let mut w = w;
-    w.serve_root(2, bytes);
-    w.publish(2, 2, &w.targets(1, &[("v1", b"m")], None), &[]);
-    w.refused_with(|e| matches!(e, VerifyError::KeyIdMismatch { role, .. } if role == "timestamp"));
+    body.delegations.keys.insert(real.id(), other);
+    body.delegations.roles.push(DelegatedRole {
+        keyids: Some(vec![real.id()]),
+        name: "targets/releases".into(),
+        paths: vec!["".into()],
+        threshold: 1,
+    });
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    let rel = w.releases(&[("v1", b"new")]);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    w.refused_with(
+        |e| matches!(e, VerifyError::KeyIdMismatch { role, keyid } if role == "targets/releases" && *keyid == real.id()),
+    );
+}
+
+// See: #8 item 17 (rollback floors advance as soon as each file verifies)
+#[test]
+fn timestamp_floor_advances_even_when_the_snapshot_is_refused() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"m")], None);
+    w.publish(1, 2, &t, &[]);
+    w.update().unwrap();
+    // Timestamp v2 is valid, the snapshot it names rolls back: refused, but timestamp v2 is
+    // now the floor.
+    w.publish(2, 1, &t, &[]);
+    w.refused_with(|e| matches!(e, VerifyError::Rollback { role, .. } if role == "snapshot"));
+    assert_eq!(w.cached_version("timestamp"), Some(2));
+    // So a replay of timestamp v1 (validly signed, unexpired) is now a rollback.
+    let snap = w.snapshot(2, &[("targets", &t)]);
+    w.write("snapshot", &snap);
+    w.write("timestamp", &w.timestamp(1, &snap, Duration::days(7)));
+    w.refused_with(
+        |e| matches!(e, VerifyError::Rollback { role, trusted: 2, new: 1 } if role == "timestamp"),
+    );
+}
+
+// See: #8 item 17 (no floor is cached without the root that vouches for it)
+#[test]
+fn refused_cold_update_caches_no_floor() {
+    let w = World::new(1);
+    let t = w.targets(1, &[("v1", b"m")], None);
+    w.publish(1, 1, &t, &[]);
+    std::fs::remove_file(w.server.path().join("targets.json")).unwrap();
+    w.update().unwrap_err();
+    assert!(w.cache_state().is_empty(), "{:?}", w.cache_state().keys());
 }
 
 // See: audit P1-W7
@@ -331,7 +363,10 @@ fn rotation_to_a_root_key_outside_the_pinning_is_refused() {
         matches!(err, ClientError::Verify(VerifyError::Pinning(_))),
         "{err}"
     );
-    assert_eq!(before, w.cache_state());
+    assert!(
+        without_floors(before) == without_floors(w.cache_state()),
+        "the refused rotation changed the cached root or targets"
+    );
     // Without the pin the same, validly chained rotation is followed.
     assert_eq!(w.update().unwrap().root.root.version, 2);
 }
