@@ -129,6 +129,11 @@ impl TrustRepo {
                     username: Some(acr::NULL_GUID.to_string()),
                     token,
                 },
+                // A configured Entra credential that was refused stops here: docker's stored
+                // credential may be another identity (review #8 item 11).
+                Err(e @ acr::AcrError::Entra(crate::entra::EntraError::Refused { .. })) => {
+                    return Err(e.into());
+                }
                 Err(e) => {
                     let docker = credentials::resolve(&config, &image.registry)
                         .await?

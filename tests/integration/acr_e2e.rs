@@ -847,3 +847,29 @@ fn az_is_killed_with_its_children_when_the_docker_cli_cancels_the_plugin() {
     );
     assert_killed(&env.home);
 }
+
+#[test]
+fn refused_client_secret_does_not_fall_back_to_dockers_stored_credential() {
+    let reference = signed_image("nofallback");
+    let signer = identity("signer");
+    let mut env = env_as("signer");
+    env.set("AZURE_CLIENT_SECRET", "not-the-secret");
+    // A working username and password in docker's configuration, as `docker login` leaves.
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!(
+        "{}:{}",
+        s(&signer, "client_id"),
+        s(&signer, "client_secret")
+    ));
+    std::fs::write(
+        env.config.join("config.json"),
+        format!(
+            r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#,
+            stack().acr_host
+        ),
+    )
+    .unwrap();
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert!(stderr(&out).contains("AADSTS7000215"), "{}", stderr(&out));
+}

@@ -12,6 +12,8 @@
 //!   `acr_e2e::az_that_hangs_is_killed_with_its_children_at_the_timeout`,
 //!   `acr_e2e::az_is_killed_with_its_children_when_the_command_is_cancelled`,
 //!   `acr_e2e::az_is_killed_with_its_children_when_the_docker_cli_cancels_the_plugin`
+//! - #8 item 11, no fall-back to docker's stored credential:
+//!   `acr_e2e::refused_client_secret_does_not_fall_back_to_dockers_stored_credential`
 //! - #8 item 11, an incomplete secret: `acr_e2e::client_secret_without_a_tenant_is_refused_not_skipped_for_az`
 //! - #8 item 11, the other half (an unavailable source still moves the chain on):
 //!   `acr_e2e::unreachable_managed_identity_endpoint_moves_the_chain_on_to_az`
