@@ -241,13 +241,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
         }
     };
 
-    let command = Cli::command()
-        .name(inv.mode.command_name())
-        .bin_name(inv.mode.command_name());
-    let cli = match command
-        .try_get_matches_from(&inv.args)
-        .and_then(|m| Cli::from_arg_matches(&m))
-    {
+    let cli = match parse_cli(inv.mode, &inv.args) {
         Ok(cli) => cli,
         // clap prints help/version to stdout (exit 0) and usage errors to stderr (exit 2).
         Err(e) => e.exit(),
@@ -308,6 +302,24 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+fn parse_cli(mode: Mode, args: &[OsString]) -> Result<Cli, clap::Error> {
+    let command = Cli::command()
+        .name(mode.command_name())
+        .bin_name(mode.command_name());
+    command
+        .try_get_matches_from(args)
+        .and_then(|m| Cli::from_arg_matches(&m))
+}
+
+/// Parses the plugin's own arguments (as [`plugin::parse_invocation`] leaves them) without
+/// running anything, and renders clap's answer the way the edge would print it. The `argv`
+/// fuzz target drives this: no argv may make parsing or rendering panic (#8 item 15).
+pub fn check_args(mode: Mode, args: &[OsString]) -> Result<(), String> {
+    parse_cli(mode, args)
+        .map(|_| ())
+        .map_err(|e| e.render().to_string())
 }
 
 fn program_name(started_by_docker: bool) -> &'static str {
