@@ -13,7 +13,7 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::ConfigFile;
+use super::{ConfigFile, JsonProblem};
 use crate::secret::Secret;
 
 /// The `auths` key docker uses for Docker Hub.
@@ -140,13 +140,22 @@ pub enum CredentialError {
         /// What it printed (helpers print errors on stdout).
         message: String,
     },
-    /// The helper's answer is not the protocol's JSON.
-    #[error("credential helper docker-credential-{helper} answered with invalid JSON: {reason}")]
-    HelperOutput {
+    /// The helper's answer could not be read.
+    #[error("cannot read the answer of credential helper docker-credential-{helper}: {source}")]
+    HelperRead {
         /// Helper suffix.
         helper: String,
         /// Why.
-        reason: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The helper's answer is not the protocol's JSON.
+    #[error("credential helper docker-credential-{helper} answered with invalid JSON: {at}")]
+    HelperOutput {
+        /// Helper suffix.
+        helper: String,
+        /// What kind of problem, and where; never the answer's text, which holds the secret.
+        at: JsonProblem,
     },
     /// An `auths` entry is malformed.
     #[error(
@@ -236,9 +245,10 @@ fn from_auths(
             key: found_key.clone(),
             reason,
         };
+        // Not the decoder's message: it names a byte of the secret and where it is.
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(auth.trim())
-            .map_err(|e| bad(format!("not base64 ({e})")))?;
+            .map_err(|_| bad("not base64".into()))?;
         let text = String::from_utf8(decoded).map_err(|_| bad("not UTF-8".into()))?;
         let (u, p) = text
             .split_once(':')
@@ -319,25 +329,42 @@ async fn helper_call(
             .take(MAX_HELPER_OUTPUT)
             .read_to_end(&mut out)
             .await
-            .map_err(|e| CredentialError::HelperOutput {
+            .map_err(|source| CredentialError::HelperRead {
                 helper: helper.to_string(),
-                reason: e.to_string(),
+                source,
             })?;
     }
     let status = child.wait().await.map_err(missing)?;
     if !status.success() {
-        let message = String::from_utf8_lossy(&out).trim().to_string();
         return Err(CredentialError::HelperFailed {
             helper: helper.to_string(),
             server: server.to_string(),
-            message: if message.is_empty() {
-                format!("exit status {status}")
-            } else {
-                message
-            },
+            message: failure_message(&out, status),
         });
     }
     Ok(out)
+}
+
+/// Longest helper error line shown; the protocol's errors are one short sentence.
+const MAX_SHOWN_HELPER_ERROR: usize = 200;
+
+/// What to show of a failed helper's stdout. Helpers print their errors there as one line of
+/// text (`credentials not found in native keychain`), but a broken or hostile one may print the
+/// credential itself: anything that looks like JSON or names a secret is withheld (#8 item 7).
+fn failure_message(out: &[u8], status: std::process::ExitStatus) -> String {
+    let text = String::from_utf8_lossy(out);
+    let line = text.trim().lines().next().unwrap_or("").trim();
+    if line.is_empty() {
+        return format!("{status}");
+    }
+    let looks_like_credentials = text.contains('{') || text.to_lowercase().contains("secret");
+    if looks_like_credentials {
+        return format!("{status}; its output is not shown because it may hold a credential");
+    }
+    match line.char_indices().nth(MAX_SHOWN_HELPER_ERROR) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line.to_string(),
+    }
 }
 
 /// Stores an identity (refresh) token through a credential helper, as `docker login` and
@@ -383,7 +410,7 @@ async fn helper_get(helper: &str, server: &str) -> Result<Credential, Credential
     let answer: HelperAnswer =
         serde_json::from_slice(&out).map_err(|e| CredentialError::HelperOutput {
             helper: helper.to_string(),
-            reason: e.to_string(),
+            at: JsonProblem::from(&e),
         })?;
     Ok(if answer.secret.is_empty() {
         Credential::Anonymous

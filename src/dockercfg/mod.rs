@@ -1,7 +1,8 @@
 //! Docker's client configuration, read the way the docker CLI reads it: the config directory,
 //! `config.json`, contexts (the engine endpoint) and registry credentials.
 //!
-//! Everything here reads; nothing writes, except through a credential helper in later commands.
+//! Everything here reads, except the credential helper calls that `login` and `logout` make
+//! (`store`, `erase`): docker's own files are never written.
 //! Resolution takes an [`Environment`] snapshot instead of reading process variables, so each rule
 //! can be tested in isolation.
 
@@ -113,14 +114,49 @@ pub enum ConfigError {
         limit: u64,
     },
     /// A file is not valid JSON of the expected shape.
-    #[error("{path} is not valid docker configuration JSON: {source}; fix or remove the file")]
+    #[error("{path} is not valid docker configuration JSON: {at}; fix or remove the file")]
     Parse {
         /// The file.
         path: PathBuf,
-        /// Why.
-        #[source]
-        source: serde_json::Error,
+        /// What kind of problem, and where; never the text found there.
+        at: JsonProblem,
     },
+}
+
+/// Where and what kind of problem a JSON document has, without serde's own message: that
+/// message quotes the value it choked on, and in `config.json` or a credential helper's answer
+/// that value is often a secret (#8 item 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonProblem {
+    /// What went wrong.
+    pub category: serde_json::error::Category,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column.
+    pub column: usize,
+}
+
+impl From<&serde_json::Error> for JsonProblem {
+    fn from(e: &serde_json::Error) -> Self {
+        JsonProblem {
+            category: e.classify(),
+            line: e.line(),
+            column: e.column(),
+        }
+    }
+}
+
+impl fmt::Display for JsonProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use serde_json::error::Category;
+        let what = match self.category {
+            Category::Io => "read error",
+            Category::Syntax => "syntax error",
+            Category::Data => "a value of the wrong type or shape",
+            Category::Eof => "unexpected end of input",
+        };
+        write!(f, "{what} at line {}, column {}", self.line, self.column)
+    }
 }
 
 impl ConfigDir {
@@ -192,9 +228,9 @@ pub(crate) fn read_json_file<T: serde::de::DeserializeOwned>(
     }
     serde_json::from_slice(&bytes)
         .map(Some)
-        .map_err(|source| ConfigError::Parse {
+        .map_err(|e| ConfigError::Parse {
             path: path.to_path_buf(),
-            source,
+            at: JsonProblem::from(&e),
         })
 }
 

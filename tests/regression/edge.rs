@@ -54,3 +54,95 @@ fn combined_short_bool_flags_are_read_as_pflag_reads_them() {
     assert_eq!(consumed, 2);
 }
 
+/// A secret-looking value planted in docker's configuration or a helper's answer.
+const PLANTED: &str = "c2VjcmV0LXRva2VuLXh5eg";
+
+/// Runs `info --registry r.io` against `config_json`, with `helper_script` installed as
+/// `docker-credential-leaky` on PATH; returns stdout and stderr together. No engine, no
+/// keyring: only the config and the helper are read.
+fn info_output(config_json: &str, helper_script: Option<&str>) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (cfg, bin) = (dir.path().join("cfg"), dir.path().join("bin"));
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(cfg.join("config.json"), config_json).unwrap();
+    if let Some(script) = helper_script {
+        let helper = bin.join("docker-credential-leaky");
+        std::fs::write(&helper, script).unwrap();
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let out = Command::new(BIN)
+        .args(["info", "--registry", "r.io"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .env("PATH", format!("{}:/usr/bin:/bin", bin.display()))
+        .env("DOCKER_CONFIG", &cfg)
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .output()
+        .expect("run docker-trustacr");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "info must report the broken part"
+    );
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+// See: #8 item 7
+#[test]
+fn a_malformed_auths_entry_is_reported_by_position_without_its_value() {
+    // serde's message for a string where an object belongs quotes the string.
+    let text = info_output(&format!(r#"{{"auths":{{"r.io":"{PLANTED}=="}}}}"#), None);
+    assert!(!text.contains(PLANTED), "{text}");
+    assert!(
+        text.contains("config.json") && text.contains("line 1"),
+        "{text}"
+    );
+    // An `auth` that is not base64: the decoder's message names a byte of the secret.
+    let text = info_output(
+        &format!(r#"{{"auths":{{"r.io":{{"auth":"{PLANTED}%"}}}}}}"#),
+        None,
+    );
+    assert!(
+        !text.contains(PLANTED) && !text.contains("offset"),
+        "{text}"
+    );
+    assert!(text.contains("not base64"), "{text}");
+}
+
+// See: #8 item 7
+#[test]
+fn a_failing_helper_that_prints_credentials_json_is_not_echoed() {
+    let script = format!(
+        "#!/bin/sh\ncat >/dev/null\necho '{{\"ServerURL\":\"r.io\",\"Username\":\"u\",\"Secret\":\"{PLANTED}\"}}'\nexit 1\n"
+    );
+    let text = info_output(r#"{"credsStore":"leaky"}"#, Some(&script));
+    assert!(!text.contains(PLANTED), "{text}");
+    assert!(text.contains("docker-credential-leaky"), "{text}");
+}
+
+// See: #8 item 7
+#[test]
+fn a_helper_answer_that_is_not_the_protocol_is_reported_by_position_only() {
+    // A JSON string where the object belongs: serde's message would quote it.
+    let script = format!("#!/bin/sh\ncat >/dev/null\necho '\"{PLANTED}\"'\n");
+    let text = info_output(r#"{"credsStore":"leaky"}"#, Some(&script));
+    assert!(!text.contains(PLANTED), "{text}");
+    assert!(
+        text.contains("invalid JSON") && text.contains("line 1"),
+        "{text}"
+    );
+}
+
+// See: #8 item 7: a helper's plain-text error (its protocol's way to fail) is still shown.
+#[test]
+fn a_failing_helper_plain_text_error_is_still_shown() {
+    let script = "#!/bin/sh\ncat >/dev/null\necho 'the vault is sealed'\nexit 1\n";
+    let text = info_output(r#"{"credsStore":"leaky"}"#, Some(script));
+    assert!(text.contains("the vault is sealed"), "{text}");
+}
