@@ -12,6 +12,7 @@ use docker_trustacr::notary::cache::Cache;
 use docker_trustacr::notary::publish::{Change, Publisher};
 use docker_trustacr::plugin::cancel::Cancellation;
 use docker_trustacr::registry::auth::Authenticator;
+use docker_trustacr::registry::endpoint::{Endpoint, RegistryHost};
 use docker_trustacr::registry::{AuthedClient, client_for};
 use docker_trustacr::tuf::metadata::{Base64Bytes, FileMeta};
 use docker_trustacr::tuf::verify::{Limits, RootTrust};
@@ -25,9 +26,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let count: usize = count.parse()?;
     let trust_dir = tempfile::tempdir()?;
-    let http = client_for(trust_dir.path(), "", true)?;
+    // A benchmark notary on loopback: certificate checks skipped, as for a loopback registry.
+    let base = Endpoint::notary(Some(url), &RegistryHost::parse("localhost")?, false)?;
+    let http = client_for(trust_dir.path(), &base)?;
     let server = NotaryServer {
-        base: url.clone(),
+        base,
         gun: gun.clone(),
         client: AuthedClient {
             http,

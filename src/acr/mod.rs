@@ -14,11 +14,12 @@ use zeroize::{Zeroize, Zeroizing};
 
 use crate::entra::{self, EntraError, EntraOptions, jwt_claims};
 use crate::keystore::{self, KeystoreError};
+use crate::registry::auth::{self, AuthError, MAX_TOKEN_RESPONSE, error_detail};
+use crate::registry::endpoint::{Endpoint, RegistryHost};
 use crate::registry::read_limited;
 use crate::secret::Secret;
 
-/// Suffixes of ACR login servers in the public and sovereign clouds.
-pub const ACR_SUFFIXES: [&str; 3] = [".azurecr.io", ".azurecr.cn", ".azurecr.us"];
+pub use crate::registry::endpoint::ACR_SUFFIXES;
 
 /// The username docker and ACR use with a refresh token as password.
 pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
@@ -26,14 +27,11 @@ pub const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 /// Refresh tokens are renewed this long before they expire.
 const REFRESH_MARGIN_SECS: i64 = 300;
 
-/// Token responses larger than this are refused.
-const MAX_RESPONSE: u64 = 1024 * 1024;
-
 /// Whether `host` is an ACR login server: by name, or listed in the plugin settings
 /// (`acr_registries` in `<config dir>/trustacr.json`, for private endpoints and tests).
-pub fn is_acr(host: &str, configured: &[String]) -> bool {
-    let name = host.split(':').next().unwrap_or(host);
-    configured.iter().any(|c| c == host) || ACR_SUFFIXES.iter().any(|s| name.ends_with(s))
+/// Decided on the parsed host ([`RegistryHost::is_acr`]), never on raw text.
+pub fn is_acr(host: &RegistryHost, configured: &[String]) -> bool {
+    host.is_acr(configured)
 }
 
 /// Errors talking to ACR's token service.
@@ -211,28 +209,6 @@ impl Drop for RefreshResponse {
     }
 }
 
-#[derive(Deserialize)]
-struct AccessResponse {
-    access_token: Option<String>,
-}
-
-impl Drop for AccessResponse {
-    fn drop(&mut self) {
-        self.access_token.zeroize();
-    }
-}
-
-async fn error_detail(resp: reqwest::Response) -> (u16, String) {
-    let status = resp.status().as_u16();
-    let body = read_limited(resp, 4096).await.unwrap_or_default();
-    let text = String::from_utf8_lossy(&body);
-    let detail = serde_json::from_str::<serde_json::Value>(&text)
-        .ok()
-        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
-        .unwrap_or_else(|| text.trim().chars().take(300).collect());
-    (status, detail)
-}
-
 /// How a token endpoint answered a form POST.
 enum Answer {
     /// 2xx with this body (it holds a token).
@@ -243,7 +219,7 @@ enum Answer {
 
 async fn post_form(
     http: &reqwest::Client,
-    url: &str,
+    url: url::Url,
     registry: &str,
     form: &[(&str, &str)],
 ) -> Result<Answer, AcrError> {
@@ -256,19 +232,19 @@ async fn post_form(
         .form(form)
         .send()
         .await
-        .map_err(|e| unreachable(e.without_url().to_string()))?;
+        .map_err(|e| unreachable(crate::registry::describe(e)))?;
     if !resp.status().is_success() {
         let (status, detail) = error_detail(resp).await;
         return Ok(Answer::Refused(status, detail));
     }
-    read_limited(resp, MAX_RESPONSE)
+    read_limited(resp, MAX_TOKEN_RESPONSE)
         .await
         .map(|body| Answer::Ok(Zeroizing::new(body)))
         .map_err(|e| unreachable(e.to_string()))
 }
 
 /// The ACR refresh token for `registry`: from the keyring cache while it is valid, otherwise
-/// by signing in to Entra and exchanging the token. `base_url` is `https://<login server>`.
+/// by signing in to Entra and exchanging the token at `login_server`.
 ///
 /// The cache is keyed by the identity that obtained the token. For a client secret or a
 /// federated token file the configuration fixes the identity, so a cached token is used before
@@ -277,7 +253,7 @@ async fn post_form(
 /// login` as someone else, or `az logout`, the previous identity's token is never used.
 pub async fn refresh_token(
     http: &reqwest::Client,
-    base_url: &str,
+    login_server: &Endpoint,
     registry: &str,
     opts: &EntraOptions,
 ) -> Result<Secret, AcrError> {
@@ -305,8 +281,8 @@ pub async fn refresh_token(
     if !tenant.is_empty() {
         form.push(("tenant", &tenant));
     }
-    let url = format!("{base_url}/oauth2/exchange");
-    let body = match post_form(http, &url, registry, &form).await? {
+    let url = login_server.url("oauth2/exchange");
+    let body = match post_form(http, url, registry, &form).await? {
         Answer::Ok(body) => body,
         Answer::Refused(status, detail) => {
             return Err(AcrError::ExchangeRefused {
@@ -362,52 +338,42 @@ impl AccessToken {
     }
 }
 
-/// Gets an access token for `scope` with the refresh grant.
+/// Gets an access token for `scope` with the refresh grant at `login_server`'s
+/// `/oauth2/token` (the one grant implementation, [`auth::refresh_grant`]).
 pub async fn access_token(
     http: &reqwest::Client,
-    base_url: &str,
+    login_server: &Endpoint,
     registry: &str,
     refresh: &Secret,
     scope: &str,
 ) -> Result<AccessToken, AcrError> {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("service", registry),
-        ("scope", scope),
-        ("refresh_token", refresh.expose()),
-        ("client_id", "docker-trustacr"),
-    ];
-    let url = format!("{base_url}/oauth2/token");
-    let body = match post_form(http, &url, registry, &form).await? {
-        Answer::Ok(body) => body,
-        Answer::Refused(status, detail) => {
-            return Err(AcrError::TokenRefused {
+    let url = login_server.url("oauth2/token");
+    let token = auth::refresh_grant(http, &url, Some(registry), scope, refresh)
+        .await
+        .map_err(|e| match e {
+            AuthError::Refused { status, detail, .. } => AcrError::TokenRefused {
                 registry: registry.to_string(),
                 scope: scope.to_string(),
                 status,
                 detail,
-            });
-        }
-    };
-    let token = serde_json::from_slice::<AccessResponse>(&body)
-        .ok()
-        .and_then(|mut r| r.access_token.take())
-        .filter(|t| !t.is_empty())
-        .ok_or_else(|| AcrError::Unreachable {
-            registry: registry.to_string(),
-            reason: "the token service answered without an access token".into(),
+            },
+            AuthError::NoToken { .. } => AcrError::Unreachable {
+                registry: registry.to_string(),
+                reason: "the token service answered without an access token".into(),
+            },
+            other => AcrError::Unreachable {
+                registry: registry.to_string(),
+                reason: other.to_string(),
+            },
         })?;
-    let access = jwt_claims(&token)
+    let access = jwt_claims(token.expose())
         .and_then(|c| c.get("access").cloned())
         .and_then(|a| serde_json::from_value::<Vec<AccessEntry>>(a).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|e| (e.typ, e.name, e.actions))
         .collect();
-    Ok(AccessToken {
-        token: Secret::new(token),
-        access,
-    })
+    Ok(AccessToken { token, access })
 }
 
 /// An access token with `push` on repository `name` (a registry repository or a Notary GUN),
@@ -419,13 +385,13 @@ pub async fn access_token(
 /// the same repository shows that the refresh token itself is still accepted.
 pub async fn push_access(
     http: &reqwest::Client,
-    base_url: &str,
+    login_server: &Endpoint,
     registry: &str,
     refresh: &Secret,
     name: &str,
 ) -> Result<Option<AccessToken>, AcrError> {
     let scope = format!("repository:{name}:pull,push");
-    match access_token(http, base_url, registry, refresh, &scope).await {
+    match access_token(http, login_server, registry, refresh, &scope).await {
         Ok(t) if t.grants(name, "push") => Ok(Some(t)),
         Ok(_) => Ok(None),
         Err(
@@ -434,7 +400,7 @@ pub async fn push_access(
             },
         ) => {
             let pull = format!("repository:{name}:pull");
-            match access_token(http, base_url, registry, refresh, &pull).await {
+            match access_token(http, login_server, registry, refresh, &pull).await {
                 Ok(_) => Ok(None),
                 Err(_) => Err(refused),
             }
@@ -458,11 +424,12 @@ mod tests {
 
     #[test]
     fn acr_registries_are_recognised_by_suffix_or_setting() {
-        assert!(is_acr("contoso.azurecr.io", &[]));
-        assert!(is_acr("contoso.azurecr.cn", &[]));
-        assert!(!is_acr("azurecr.io.evil.com", &[]));
-        assert!(!is_acr("127.0.0.1:5000", &[]));
-        assert!(is_acr("127.0.0.1:5000", &["127.0.0.1:5000".into()]));
+        let h = |s: &str| RegistryHost::parse(s).unwrap();
+        assert!(is_acr(&h("contoso.azurecr.io"), &[]));
+        assert!(is_acr(&h("contoso.azurecr.cn"), &[]));
+        assert!(!is_acr(&h("azurecr.io.evil.com"), &[]));
+        assert!(!is_acr(&h("127.0.0.1:5000"), &[]));
+        assert!(is_acr(&h("127.0.0.1:5000"), &["127.0.0.1:5000".into()]));
     }
 
     #[test]

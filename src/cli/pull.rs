@@ -105,7 +105,7 @@ impl PullArgs {
 /// without signing). Best effort: failing to ask changes nothing.
 async fn note_moved_tag(
     client: &AuthedClient,
-    base: &str,
+    base: &crate::registry::endpoint::Endpoint,
     image: &ImageRef,
     tag: &str,
     signed: &str,

@@ -17,6 +17,7 @@ use crate::notary::client::{self, Repo};
 use crate::notary::{self, NotaryServer};
 use crate::reference::ImageRef;
 use crate::registry::auth::Authenticator;
+use crate::registry::endpoint::Endpoint;
 use crate::registry::{self, AuthedClient};
 use crate::tuf::verify::{Limits, RootTrust};
 
@@ -45,6 +46,16 @@ pub struct TrustPinning {
     /// GUN prefix → CA bundle (PEM file).
     #[serde(default)]
     pub ca: BTreeMap<String, std::path::PathBuf>,
+}
+
+impl Settings {
+    /// Reads `<config dir>/trustacr.json`; a missing file means the defaults.
+    pub fn load(config_dir: &ConfigDir) -> Result<Self, Error> {
+        Ok(
+            crate::dockercfg::read_json_file(&config_dir.path.join(SETTINGS_FILE))?
+                .unwrap_or_default(),
+        )
+    }
 }
 
 impl TrustPinning {
@@ -103,6 +114,8 @@ pub struct TrustRepo {
     pub config_dir: ConfigDir,
     /// Whether the registry is ACR (Entra sign-in, role diagnostics).
     pub acr: bool,
+    /// The image's registry (on ACR, the login server with its token endpoints).
+    pub registry: Endpoint,
 }
 
 impl TrustRepo {
@@ -110,21 +123,21 @@ impl TrustRepo {
     pub async fn open(ctx: &Context, image: &ImageRef) -> Result<Self, Error> {
         let config_dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
         let config = config_dir.load()?;
-        let settings: Settings =
-            crate::dockercfg::read_json_file(&config_dir.path.join(SETTINGS_FILE))?
-                .unwrap_or_default();
+        let settings = Settings::load(&config_dir)?;
+        // Decided on the parsed host; an ACR endpoint is always verified, loopback included,
+        // because an Entra-derived token goes to it.
+        let acr = acr::is_acr(&image.registry, &settings.acr_registries);
+        let registry = Endpoint::registry(&image.registry, acr);
         let server_env = std::env::var(notary::ENV_TRUST_SERVER).ok();
-        let base =
-            notary::server_url(server_env.as_deref(), &image.registry).map_err(Error::Usage)?;
-        let insecure = registry::is_loopback_host(&image.registry);
-        let http = registry::client_for(&config_dir.path, &notary::host_port(&base), insecure)?;
+        let base = Endpoint::notary(server_env.as_deref(), &image.registry, acr)
+            .map_err(|e| Error::Usage(e.to_string()))?;
+        let http = base.client(&config_dir.path)?;
         // Docker authenticates to the notary server with the registry's credentials; on ACR we
         // sign in with Entra ID ourselves and fall back to docker's credentials.
-        let acr = acr::is_acr(&image.registry, &settings.acr_registries);
+        let host = image.registry.as_str();
         let credential = if acr {
-            let http = registry::client_for(&config_dir.path, &image.registry, insecure)?;
-            let base = format!("https://{}", image.registry);
-            match acr::refresh_token(&http, &base, &image.registry, &ctx.entra).await {
+            let http = registry.client(&config_dir.path)?;
+            match acr::refresh_token(&http, &registry, host, &ctx.entra).await {
                 Ok(token) => Credential::IdentityToken {
                     username: Some(acr::NULL_GUID.to_string()),
                     token,
@@ -135,9 +148,7 @@ impl TrustRepo {
                     return Err(e.into());
                 }
                 Err(e) => {
-                    let docker = credentials::resolve(&config, &image.registry)
-                        .await?
-                        .credential;
+                    let docker = credentials::resolve(&config, host).await?.credential;
                     if docker == Credential::Anonymous {
                         return Err(e.into());
                     }
@@ -146,10 +157,12 @@ impl TrustRepo {
                 }
             }
         } else {
-            credentials::resolve(&config, &image.registry)
-                .await?
-                .credential
+            credentials::resolve(&config, host).await?.credential
         };
+        let mut auth = Authenticator::new(credential);
+        if acr {
+            auth = auth.refresh_token_only_to(&registry);
+        }
         let limits = Limits::default();
         let gun = image.gun();
         let cache = Cache::new(&config_dir.trust_dir(), &gun, limits.metadata)
@@ -159,10 +172,7 @@ impl TrustRepo {
             server: NotaryServer {
                 base,
                 gun: gun.clone(),
-                client: AuthedClient {
-                    http,
-                    auth: Authenticator::new(credential),
-                },
+                client: AuthedClient { http, auth },
             },
             cache,
             trust: settings.trust_pinning.for_gun(&gun).map_err(Error::Usage)?,
@@ -170,6 +180,7 @@ impl TrustRepo {
             config,
             config_dir,
             acr,
+            registry,
         })
     }
 
@@ -183,30 +194,30 @@ impl TrustRepo {
         let Credential::IdentityToken { token, .. } = self.server.client.auth.credential() else {
             // Admin users and repository-scoped tokens cannot sign on ACR.
             return Err(Error::AcrLimitation {
-                registry: self.image.registry.clone(),
+                registry: self.image.registry.to_string(),
             });
         };
         let http = &self.server.client.http;
-        let base = format!("https://{}", self.image.registry);
+        let host = self.image.registry.as_str();
         let gun = &self.server.gun;
         let scope = format!("repository:{gun}:pull,push");
-        let Some(t) = acr::push_access(http, &base, &self.image.registry, token, gun).await? else {
+        let Some(t) = acr::push_access(http, &self.registry, host, token, gun).await? else {
             return Err(Error::MissingRole {
                 role: "AcrImageSigner",
-                registry: self.image.registry.clone(),
+                registry: host.to_string(),
                 scope,
             });
         };
         self.server.client.auth.preload(&scope, t.token);
         if also_push_image {
             let repo = &self.image.repository;
-            if acr::push_access(http, &base, &self.image.registry, token, repo)
+            if acr::push_access(http, &self.registry, host, token, repo)
                 .await?
                 .is_none()
             {
                 return Err(Error::MissingRole {
                     role: "AcrPush",
-                    registry: self.image.registry.clone(),
+                    registry: host.to_string(),
                     scope: format!("repository:{repo}:pull,push"),
                 });
             }
@@ -235,22 +246,22 @@ impl TrustRepo {
 
     /// The registry credential docker's configuration holds, in the engine's form.
     pub fn engine_credentials(&self) -> Option<bollard::auth::DockerCredentials> {
-        engine_credentials(self.server.client.auth.credential(), &self.image.registry)
+        engine_credentials(
+            self.server.client.auth.credential(),
+            self.image.registry.as_str(),
+        )
     }
 
-    /// An authenticated client for the image's registry (not the notary server).
-    pub async fn registry_client(&self) -> Result<(AuthedClient, String), Error> {
-        let insecure = registry::is_loopback_host(&self.image.registry);
-        let http = registry::client_for(&self.config_dir.path, &self.image.registry, insecure)?;
-        let base = registry::registry_base_url(&http, &self.image.registry).await;
-        let credential = self.server.client.auth.credential().clone();
-        Ok((
-            AuthedClient {
-                http,
-                auth: Authenticator::new(credential),
-            },
-            base,
-        ))
+    /// An authenticated client for the image's registry (not the notary server), and the
+    /// endpoint that answers (plain HTTP only for a loopback registry that is not ACR).
+    pub async fn registry_client(&self) -> Result<(AuthedClient, Endpoint), Error> {
+        let http = self.registry.client(&self.config_dir.path)?;
+        let base = registry::reachable_registry(&http, &self.registry).await;
+        let mut auth = Authenticator::new(self.server.client.auth.credential().clone());
+        if self.acr {
+            auth = auth.refresh_token_only_to(&self.registry);
+        }
+        Ok((AuthedClient { http, auth }, base))
     }
 }
 

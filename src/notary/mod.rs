@@ -6,6 +6,7 @@ pub mod client;
 pub mod publish;
 pub mod upload;
 
+use crate::registry::endpoint::Endpoint;
 use crate::registry::{AuthedClient, HttpError, read_limited, redact};
 
 /// `DOCKER_CONTENT_TRUST_SERVER`, as docker reads it.
@@ -14,42 +15,10 @@ pub const ENV_TRUST_SERVER: &str = "DOCKER_CONTENT_TRUST_SERVER";
 /// Error bodies from the server are read up to this size, as Notary does.
 const MAX_ERROR_BODY: u64 = 1024;
 
-/// The notary server for a registry: `DOCKER_CONTENT_TRUST_SERVER` if set, else
-/// `https://<registry host>` (docker's rule, and where ACR serves trust data).
-pub fn server_url(env_value: Option<&str>, registry_host: &str) -> Result<String, String> {
-    match env_value.filter(|v| !v.is_empty()) {
-        Some(v) => {
-            let url = url::Url::parse(v)
-                .map_err(|e| format!("{ENV_TRUST_SERVER}={v:?} is not a URL: {e}"))?;
-            if url.scheme() != "https" {
-                return Err(format!(
-                    "valid https URL required for trust server, got {v} ({ENV_TRUST_SERVER})"
-                ));
-            }
-            Ok(v.trim_end_matches('/').to_string())
-        }
-        None => Ok(format!("https://{registry_host}")),
-    }
-}
-
-/// host:port of a URL, the key of docker's `tls/<host:port>/` directory.
-pub fn host_port(url: &str) -> String {
-    url::Url::parse(url)
-        .ok()
-        .and_then(|u| {
-            let host = u.host_str()?.to_string();
-            Some(match u.port_or_known_default() {
-                Some(p) => format!("{host}:{p}"),
-                None => host,
-            })
-        })
-        .unwrap_or_default()
-}
-
 /// One repository on a notary server, fetched over HTTPS with token auth.
 pub struct NotaryServer {
-    /// `https://host[:port]`
-    pub base: String,
+    /// Where it is (`Endpoint::notary`: `DOCKER_CONTENT_TRUST_SERVER` or the registry).
+    pub base: Endpoint,
     /// GUN.
     pub gun: String,
     /// HTTP with auth.
@@ -59,7 +28,9 @@ pub struct NotaryServer {
 impl NotaryServer {
     /// `<base>/v2/<gun>/_trust/tuf/<name>`
     pub fn url(&self, name: &str) -> String {
-        format!("{}/v2/{}/_trust/tuf/{}", self.base, self.gun, name)
+        self.base
+            .url(&format!("v2/{}/_trust/tuf/{}", self.gun, name))
+            .to_string()
     }
 
     /// `repository:<gun>:pull`

@@ -5,18 +5,31 @@
 //! the realm as Basic auth (GET), an identity token (an ACR refresh token) as the
 //! `refresh_token` grant (POST), a registry token is sent as the bearer itself. Tokens are kept
 //! in memory per scope and never logged.
+//!
+//! The realm comes from the server, so it is checked before any credential goes to it: never
+//! plain HTTP when the server itself was reached over HTTPS (a downgrade, loopback included),
+//! and an ACR refresh token only to its login server's own `/oauth2/token`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 
 use base64::Engine as _;
 use serde::Deserialize;
+use url::Url;
+use zeroize::Zeroizing;
 
+use super::endpoint::Endpoint;
 use crate::dockercfg::credentials::Credential;
 use crate::secret::Secret;
 
 /// Token responses larger than this are refused.
-const MAX_TOKEN_RESPONSE: usize = 1024 * 1024;
+pub const MAX_TOKEN_RESPONSE: u64 = 1024 * 1024;
+
+/// Error bodies of a token endpoint are read up to this size for their message.
+const MAX_ERROR_BODY: u64 = 4096;
+
+/// The OAuth client ID docker-trustacr names in token requests.
+const CLIENT_ID: &str = "docker-trustacr";
 
 /// A parsed `WWW-Authenticate` challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -84,13 +97,28 @@ pub fn parse_challenge(header: &str) -> Option<Challenge> {
 pub enum AuthError {
     /// The token endpoint refused the credentials.
     #[error(
-        "the token service at {realm} refused the credentials ({status}); log in again (`docker login`) or check your access to the repository"
+        "the token service at {realm} refused the credentials ({status}{}); log in again (`docker login`) or check your access to the repository",
+        if detail.is_empty() { String::new() } else { format!(": {detail}") }
     )]
     Refused {
         /// Token endpoint.
         realm: String,
         /// HTTP status.
         status: u16,
+        /// The service's message, if it gave one.
+        detail: String,
+    },
+    /// The server named a token endpoint no credential may be sent to.
+    #[error(
+        "refusing to send credentials to the token service {realm} named by {server}: {why}. A registry that does this is misconfigured or hostile"
+    )]
+    RealmRefused {
+        /// The realm, without userinfo or query.
+        realm: String,
+        /// The origin that named it.
+        server: String,
+        /// Which rule refused it.
+        why: &'static str,
     },
     /// Could not reach the token endpoint.
     #[error("cannot reach the token service at {realm}: {reason}")]
@@ -116,10 +144,19 @@ struct TokenResponse {
     access_token: Option<String>,
 }
 
+impl Drop for TokenResponse {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.token);
+        zeroize::Zeroize::zeroize(&mut self.access_token);
+    }
+}
+
 /// Adds credentials to requests for one host, answering challenges as they come.
 pub struct Authenticator {
     credential: Credential,
     tokens: Mutex<HashMap<String, Secret>>,
+    /// The only token endpoint an identity token may go to (an ACR login server's).
+    refresh_token_to: Option<Url>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -139,13 +176,105 @@ pub enum Authorization {
 }
 
 impl Authorization {
-    /// The header value. Never log it.
-    pub fn header_value(&self) -> String {
-        match self {
+    /// The header value, wiped when dropped and marked sensitive so that it is never logged.
+    /// Never format it.
+    pub fn header_value(&self) -> reqwest::header::HeaderValue {
+        let text: Zeroizing<String> = Zeroizing::new(match self {
             Authorization::Bearer(t) => format!("Bearer {}", t.expose()),
             Authorization::Basic(b) => format!("Basic {}", b.expose()),
-        }
+        });
+        // A token with bytes a header cannot hold is sent as nothing; the server then refuses.
+        let mut value = reqwest::header::HeaderValue::from_str(&text)
+            .unwrap_or_else(|_| reqwest::header::HeaderValue::from_static(""));
+        value.set_sensitive(true);
+        value
     }
+}
+
+fn realm_for_messages(url: &Url) -> String {
+    super::redact(url)
+}
+
+/// Why an ACR token endpoint refused: its `errors[0].message`, else the start of the body.
+pub async fn error_detail(resp: reqwest::Response) -> (u16, String) {
+    let status = resp.status().as_u16();
+    let body = super::read_limited(resp, MAX_ERROR_BODY)
+        .await
+        .unwrap_or_default();
+    let text = String::from_utf8_lossy(&body);
+    let detail = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v["errors"][0]["message"].as_str().map(str::to_string))
+        .unwrap_or_else(|| text.trim().chars().take(300).collect());
+    (status, detail)
+}
+
+/// The refresh-token grant of the docker token protocol (and ACR's `/oauth2/token`): POSTs
+/// `grant_type=refresh_token` with `service` and `scope` to `realm` and returns the access
+/// token. The one implementation of it: the challenge answer and ACR's role check both use it.
+pub async fn refresh_grant(
+    http: &reqwest::Client,
+    realm: &Url,
+    service: Option<&str>,
+    scope: &str,
+    refresh: &Secret,
+) -> Result<Secret, AuthError> {
+    let realm_text = realm_for_messages(realm);
+    let body = {
+        // Not held across an await: the serializer is not `Send`.
+        let mut form = url::form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", "refresh_token");
+        if let Some(s) = service {
+            form.append_pair("service", s);
+        }
+        form.append_pair("scope", scope);
+        form.append_pair("refresh_token", refresh.expose());
+        form.append_pair("client_id", CLIENT_ID);
+        Zeroizing::new(form.finish())
+    };
+    let resp = http
+        .post(realm.clone())
+        .header(
+            reqwest::header::CONTENT_TYPE,
+            "application/x-www-form-urlencoded",
+        )
+        .body(body.as_bytes().to_vec())
+        .send()
+        .await
+        .map_err(|e| AuthError::Unreachable {
+            realm: realm_text.clone(),
+            reason: super::describe(e),
+        })?;
+    read_token(resp, realm_text).await
+}
+
+/// Reads a token answer: `token` or `access_token` from a 2xx JSON body.
+async fn read_token(resp: reqwest::Response, realm: String) -> Result<Secret, AuthError> {
+    if !resp.status().is_success() {
+        let (status, detail) = error_detail(resp).await;
+        return Err(AuthError::Refused {
+            realm,
+            status,
+            detail,
+        });
+    }
+    let body = Zeroizing::new(
+        super::read_limited(resp, MAX_TOKEN_RESPONSE)
+            .await
+            .map_err(|e| AuthError::Unreachable {
+                realm: realm.clone(),
+                reason: e.to_string(),
+            })?,
+    );
+    let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| AuthError::NoToken {
+        realm: realm.clone(),
+    })?;
+    parsed
+        .token
+        .or(parsed.access_token)
+        .filter(|t| !t.is_empty())
+        .map(Secret::new)
+        .ok_or(AuthError::NoToken { realm })
 }
 
 impl Authenticator {
@@ -154,7 +283,51 @@ impl Authenticator {
         Authenticator {
             credential,
             tokens: Mutex::new(HashMap::new()),
+            refresh_token_to: None,
         }
+    }
+
+    /// Allows the identity token (an ACR refresh token) to go only to `login_server`'s own
+    /// token endpoint, `<origin>/oauth2/token`, whatever realm a server names.
+    pub fn refresh_token_only_to(mut self, login_server: &Endpoint) -> Self {
+        self.refresh_token_to = Some(login_server.url("oauth2/token"));
+        self
+    }
+
+    /// Checks the realm `server` named before a credential goes to it.
+    fn check_realm(&self, realm: &str, server: &Url) -> Result<Url, AuthError> {
+        let refuse = |realm: String, why| AuthError::RealmRefused {
+            realm,
+            server: server.origin().ascii_serialization(),
+            why,
+        };
+        let url = Url::parse(realm).map_err(|_| refuse("<not a URL>".into(), "it is not a URL"))?;
+        let shown = realm_for_messages(&url);
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(refuse(shown, "it is neither https nor http"));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(refuse(shown, "it carries a user name or password"));
+        }
+        let sends_secret = !matches!(self.credential, Credential::Anonymous);
+        if sends_secret && server.scheme() == "https" && url.scheme() != "https" {
+            return Err(refuse(
+                shown,
+                "it is plain HTTP while the server was reached over HTTPS",
+            ));
+        }
+        if let (Credential::IdentityToken { .. }, Some(allowed)) =
+            (&self.credential, &self.refresh_token_to)
+        {
+            let same = url.origin() == allowed.origin() && url.path() == allowed.path();
+            if !same {
+                return Err(refuse(
+                    shown,
+                    "an ACR refresh token goes only to its login server's /oauth2/token",
+                ));
+            }
+        }
+        Ok(url)
     }
 
     /// The cached authorization for `scope`, if a challenge was answered before.
@@ -181,20 +354,24 @@ impl Authenticator {
 
     fn basic(&self) -> Option<Secret> {
         match &self.credential {
-            Credential::Basic { username, password } => Some(Secret::new(
-                base64::engine::general_purpose::STANDARD
-                    .encode(format!("{username}:{}", password.expose())),
-            )),
+            Credential::Basic { username, password } => {
+                let raw = Zeroizing::new(format!("{username}:{}", password.expose()));
+                Some(Secret::new(
+                    base64::engine::general_purpose::STANDARD.encode(raw.as_bytes()),
+                ))
+            }
             _ => None,
         }
     }
 
-    /// Answers `challenge` for `scope` (e.g. `repository:host/app:pull,push`).
+    /// Answers `challenge`, which `server` sent, for `scope` (e.g.
+    /// `repository:host/app:pull,push`).
     pub async fn answer(
         &self,
         http: &reqwest::Client,
         challenge: &Challenge,
         scope: &str,
+        server: &Url,
     ) -> Result<Authorization, AuthError> {
         let (realm, service) = match challenge {
             Challenge::Basic => {
@@ -204,64 +381,39 @@ impl Authenticator {
                     .ok_or_else(|| AuthError::Refused {
                         realm: "basic".into(),
                         status: 401,
+                        detail: String::new(),
                     });
             }
-            Challenge::Bearer { realm, service, .. } => (realm.clone(), service.clone()),
+            Challenge::Bearer { realm, service, .. } => (realm, service.as_deref()),
         };
         if let Credential::RegistryToken(t) = &self.credential {
             return Ok(Authorization::Bearer(t.clone()));
         }
-        let unreachable = |e: reqwest::Error| AuthError::Unreachable {
-            realm: realm.clone(),
-            reason: e.without_url().to_string(),
-        };
-        let mut query: Vec<(&str, String)> = vec![("scope", scope.to_string())];
-        if let Some(s) = &service {
-            query.push(("service", s.clone()));
-        }
-        let request = match &self.credential {
+        let realm = self.check_realm(realm, server)?;
+        let realm_text = realm_for_messages(&realm);
+        let token = match &self.credential {
             Credential::IdentityToken { token, .. } => {
-                let mut form = query.clone();
-                form.push(("grant_type", "refresh_token".into()));
-                form.push(("refresh_token", token.expose().to_string()));
-                form.push(("client_id", "docker-trustacr".into()));
-                http.post(&realm).form(&form)
+                refresh_grant(http, &realm, service, scope, token).await?
             }
             _ => {
-                let mut req = http.get(&realm).query(&query);
+                let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+                if let Some(s) = service {
+                    query.push(("service", s));
+                }
+                let mut req = http.get(realm.clone()).query(&query);
                 if let Some(b) = self.basic() {
                     req = req.header(
                         reqwest::header::AUTHORIZATION,
-                        format!("Basic {}", b.expose()),
+                        Authorization::Basic(b).header_value(),
                     );
                 }
-                req
+                let resp = req.send().await.map_err(|e| AuthError::Unreachable {
+                    realm: realm_text.clone(),
+                    reason: super::describe(e),
+                })?;
+                read_token(resp, realm_text).await?
             }
         };
-        let resp = request.send().await.map_err(unreachable)?;
-        let status = resp.status();
-        if !status.is_success() {
-            return Err(AuthError::Refused {
-                realm,
-                status: status.as_u16(),
-            });
-        }
-        let body = super::read_limited(resp, MAX_TOKEN_RESPONSE as u64)
-            .await
-            .map_err(|e| AuthError::Unreachable {
-                realm: realm.clone(),
-                reason: e.to_string(),
-            })?;
-        let parsed: TokenResponse =
-            serde_json::from_slice(&body).map_err(|_| AuthError::NoToken {
-                realm: realm.clone(),
-            })?;
-        let token = parsed
-            .token
-            .or(parsed.access_token)
-            .filter(|t| !t.is_empty())
-            .map(Secret::new)
-            .ok_or(AuthError::NoToken { realm })?;
         if let Ok(mut cache) = self.tokens.lock() {
             cache.insert(scope.to_string(), token.clone());
         }

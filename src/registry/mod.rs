@@ -2,6 +2,7 @@
 //! and the one registry call the signer needs (a manifest's digest and size).
 
 pub mod auth;
+pub mod endpoint;
 
 use std::path::Path;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use auth::{Authenticator, Challenge, parse_challenge};
+use endpoint::{Endpoint, Tls};
 
 /// Errors talking HTTP.
 #[derive(Debug, thiserror::Error)]
@@ -50,7 +52,7 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec
     let mut body = Vec::new();
     while let Some(chunk) = resp.chunk().await.map_err(|e| HttpError::Unreachable {
         url: url_text.clone(),
-        reason: e.without_url().to_string(),
+        reason: describe(e),
     })? {
         if body.len() as u64 + chunk.len() as u64 > limit {
             return Err(HttpError::TooLarge {
@@ -63,6 +65,29 @@ pub async fn read_limited(mut resp: reqwest::Response, limit: u64) -> Result<Vec
     Ok(body)
 }
 
+/// Why a request failed, with the causes reqwest wraps (a certificate refusal is three levels
+/// down) but never the URL, which may carry a query. A certificate problem says how docker
+/// users trust a private CA.
+pub fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    if text.contains("certificate") {
+        text.push_str(
+            " (to trust a private CA, put it in <docker config dir>/tls/<host:port>/ca.crt)",
+        );
+    }
+    text
+}
+
 /// A URL without userinfo or query, for messages.
 pub fn redact(url: &reqwest::Url) -> String {
     let mut u = url.clone();
@@ -70,19 +95,6 @@ pub fn redact(url: &reqwest::Url) -> String {
     let _ = u.set_password(None);
     u.set_query(None);
     u.to_string()
-}
-
-/// Whether docker treats this registry host as insecure: loopback addresses and `localhost`.
-pub fn is_loopback_host(host_port: &str) -> bool {
-    let host = host_port
-        .rsplit_once(':')
-        .filter(|(h, p)| !h.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-        .map_or(host_port, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    host == "localhost"
-        || host
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Makes ring rustls' process-wide crypto provider (once); every TLS client here uses it.
@@ -94,22 +106,36 @@ pub fn install_crypto_provider() {
     });
 }
 
-/// Builds an HTTP client for `server_host` (host:port of the URL) as docker would: CA
-/// certificates from `<config>/tls/<host:port>/*.crt` are added, a client certificate
-/// `*.cert` + `*.key` from there is presented, and when the *registry* is on a
-/// loopback address, certificate checks are skipped as docker's `isInsecure` does.
-pub fn client_for(
-    config_dir: &Path,
-    server_host: &str,
-    insecure: bool,
-) -> Result<reqwest::Client, HttpError> {
+/// Redirects are followed only within one origin, at most 5 times. A registry or notary server
+/// has no reason to send a request elsewhere, and a 307/308 would carry a token request's body
+/// (with a refresh token in it) to wherever it points; an HTTPS to HTTP downgrade would put it
+/// on the wire in clear. The 3xx answer itself is returned instead.
+fn same_origin_redirects() -> reqwest::redirect::Policy {
+    reqwest::redirect::Policy::custom(|attempt| {
+        let same = attempt
+            .previous()
+            .first()
+            .is_some_and(|first| first.origin() == attempt.url().origin());
+        if attempt.previous().len() > 5 || !same {
+            attempt.stop()
+        } else {
+            attempt.follow()
+        }
+    })
+}
+
+/// Builds an HTTP client for `endpoint` as docker would: CA certificates from
+/// `<config>/tls/<host:port>/*.crt` are added, a client certificate `*.cert` + `*.key` from
+/// there is presented, and certificate checks are skipped only where the endpoint's TLS
+/// policy says so (a loopback registry that is not ACR, docker's `isInsecure`).
+pub fn client_for(config_dir: &Path, endpoint: &Endpoint) -> Result<reqwest::Client, HttpError> {
     install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(15))
         .timeout(Duration::from_secs(120))
-        .redirect(reqwest::redirect::Policy::limited(5))
+        .redirect(same_origin_redirects())
         .user_agent(concat!("docker-trustacr/", env!("CARGO_PKG_VERSION")));
-    let dir = config_dir.join("tls").join(server_host);
+    let dir = config_dir.join("tls").join(endpoint.tls_dir_key());
     let mut extra = Vec::new();
     if let Ok(entries) = std::fs::read_dir(&dir) {
         for e in entries.flatten() {
@@ -147,7 +173,7 @@ pub fn client_for(
             break;
         }
     }
-    if insecure {
+    if endpoint.tls() == Tls::SkipVerifyLoopback {
         builder = builder.tls_danger_accept_invalid_certs(true);
     }
     builder.build().map_err(|e| HttpError::Setup(e.to_string()))
@@ -190,7 +216,11 @@ impl AuthedClient {
             Challenge::Bearer { scope: Some(s), .. } if scope.is_empty() => s.clone(),
             _ => scope.to_string(),
         };
-        let authz = self.auth.answer(&self.http, &challenge, &scope).await?;
+        let server = first.url().clone();
+        let authz = self
+            .auth
+            .answer(&self.http, &challenge, &scope, &server)
+            .await?;
         let req = make(&self.http).header(reqwest::header::AUTHORIZATION, authz.header_value());
         self.execute(req).await
     }
@@ -198,7 +228,7 @@ impl AuthedClient {
     async fn execute(&self, req: reqwest::RequestBuilder) -> Result<reqwest::Response, HttpError> {
         let unreachable = |e: reqwest::Error| HttpError::Unreachable {
             url: e.url().map(redact).unwrap_or_default(),
-            reason: e.without_url().to_string(),
+            reason: describe(e),
         };
         let request = req.build().map_err(unreachable)?;
         // One line per request (never headers or query), so `-D` shows what was fetched.
@@ -260,19 +290,19 @@ pub enum ManifestError {
     },
 }
 
-/// Gets the manifest of `repo:tag` at `registry_url` (e.g. `https://myreg.azurecr.io`) and
-/// returns its sha256 and size, computed from the bytes themselves.
+/// Gets the manifest of `repo:tag` at `registry` and returns its sha256 and size, computed
+/// from the bytes themselves.
 pub async fn manifest_ref(
     client: &AuthedClient,
-    registry_url: &str,
+    registry: &Endpoint,
     repo: &str,
     tag: &str,
 ) -> Result<ManifestRef, ManifestError> {
-    let url = format!("{registry_url}/v2/{repo}/manifests/{tag}");
+    let url = registry.url(&format!("v2/{repo}/manifests/{tag}"));
     let scope = format!("repository:{repo}:pull");
     let resp = client
         .send(&scope, |http| {
-            http.get(&url)
+            http.get(url.clone())
                 .header(reqwest::header::ACCEPT, MANIFEST_ACCEPT)
         })
         .await?;
@@ -312,30 +342,15 @@ pub async fn manifest_ref(
     })
 }
 
-/// Picks `https://host` or, for loopback registries that do not speak TLS, `http://host`, as
-/// docker does for insecure registries.
-pub async fn registry_base_url(http: &reqwest::Client, host: &str) -> String {
-    let https = format!("https://{host}");
-    if !is_loopback_host(host) {
-        return https;
-    }
-    match http.get(format!("{https}/v2/")).send().await {
-        Ok(_) => https,
-        Err(_) => format!("http://{host}"),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn loopback_hosts_are_insecure_like_docker() {
-        assert!(is_loopback_host("127.0.0.1:5000"));
-        assert!(is_loopback_host("127.8.9.1"));
-        assert!(is_loopback_host("localhost:5000"));
-        assert!(is_loopback_host("[::1]:5000"));
-        assert!(!is_loopback_host("myreg.azurecr.io"));
-        assert!(!is_loopback_host("10.0.0.1:5000"));
+/// The registry endpoint to use: `registry` itself, or, for a loopback registry that does not
+/// speak TLS (and is not ACR), the same host over plain HTTP, as docker does for insecure
+/// registries.
+pub async fn reachable_registry(http: &reqwest::Client, registry: &Endpoint) -> Endpoint {
+    let Some(plain) = registry.plain_http_fallback() else {
+        return registry.clone();
+    };
+    match http.get(registry.url("v2/")).send().await {
+        Ok(_) => registry.clone(),
+        Err(_) => plain,
     }
 }

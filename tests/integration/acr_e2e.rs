@@ -59,6 +59,7 @@ fn env_on(host: &str, who: &str) -> TestEnv {
         format!(r#"{{"acr_registries":["{host}"]}}"#),
     )
     .unwrap();
+    env.trust_acr_emulator();
     env
 }
 
@@ -675,6 +676,7 @@ fn username_and_password_credentials_cannot_sign_and_say_why() {
         format!(r#"{{"acr_registries":["{}"]}}"#, stack().acr_host),
     )
     .unwrap();
+    env.trust_acr_emulator();
     use base64::Engine as _;
     let auth = base64::engine::general_purpose::STANDARD.encode(format!(
         "{}:{}",

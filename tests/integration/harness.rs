@@ -136,6 +136,16 @@ impl TestEnv {
         }
     }
 
+    /// Trusts the ACR emulator's certificate as a docker user trusts a private CA: the stack's
+    /// CA in `<DOCKER_CONFIG>/tls/<acr host>/ca.crt`. The plugin verifies ACR endpoints even
+    /// on loopback (an Entra-derived token goes there), so every ACR test needs this.
+    pub fn trust_acr_emulator(&self) {
+        let stack = stack();
+        let dir = self.config.join("tls").join(&stack.acr_host);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy(&stack.notary_ca, dir.join("ca.crt")).unwrap();
+    }
+
     /// Adds an environment variable to every command of this environment.
     pub fn set(&mut self, key: &str, value: impl Into<String>) {
         self.extra.push((key.to_string(), value.into()));
