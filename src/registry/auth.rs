@@ -266,12 +266,14 @@ async fn read_token(resp: reqwest::Response, realm: String) -> Result<Secret, Au
                 reason: e.to_string(),
             })?,
     );
-    let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| AuthError::NoToken {
-        realm: realm.clone(),
-    })?;
+    let mut parsed: TokenResponse =
+        serde_json::from_slice(&body).map_err(|_| AuthError::NoToken {
+            realm: realm.clone(),
+        })?;
     parsed
         .token
-        .or(parsed.access_token)
+        .take()
+        .or(parsed.access_token.take())
         .filter(|t| !t.is_empty())
         .map(Secret::new)
         .ok_or(AuthError::NoToken { realm })

@@ -59,7 +59,7 @@ fn env_on(host: &str, who: &str) -> TestEnv {
         format!(r#"{{"acr_registries":["{host}"]}}"#),
     )
     .unwrap();
-    env.trust_acr_emulator();
+    env.trust_stack_ca_for(host);
     env
 }
 

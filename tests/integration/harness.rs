@@ -140,8 +140,13 @@ impl TestEnv {
     /// CA in `<DOCKER_CONFIG>/tls/<acr host>/ca.crt`. The plugin verifies ACR endpoints even
     /// on loopback (an Entra-derived token goes there), so every ACR test needs this.
     pub fn trust_acr_emulator(&self) {
+        self.trust_stack_ca_for(&stack().acr_host);
+    }
+
+    /// Trusts the stack's CA for `host` (`host:port`), e.g. a second emulator of a test.
+    pub fn trust_stack_ca_for(&self, host: &str) {
         let stack = stack();
-        let dir = self.config.join("tls").join(&stack.acr_host);
+        let dir = self.config.join("tls").join(host);
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy(&stack.notary_ca, dir.join("ca.crt")).unwrap();
     }
