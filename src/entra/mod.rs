@@ -1,11 +1,16 @@
 //! Microsoft Entra ID sign-in: the credential chain that gets a token for ACR
-//! (`https://containerregistry.azure.net/.default`), built from azure_identity's credentials
-//! because azure_identity 1.0 has no DefaultAzureCredential.
+//! (`https://containerregistry.azure.net/.default`) or any other scope, built from
+//! azure_identity's credentials (azure_identity 1.0 has no DefaultAzureCredential) and from the
+//! developer tools, which we run ourselves so that each run is bounded (`tool.rs`).
 //!
-//! Order: explicit options, then a client secret from the environment, then workload identity,
-//! then managed identity (when its environment is present or it is asked for), then developer
-//! tools (Azure CLI, azd). `--credential NAME` picks one. When every source fails, the error
-//! lists each source and why. Tokens are [`Secret`]s and never logged.
+//! Order: a client secret (AZURE_CLIENT_SECRET, with --tenant/--client-id or their variables),
+//! workload identity (AZURE_FEDERATED_TOKEN_FILE), managed identity (when its environment is
+//! present or it is asked for), then the Azure CLI and azd. `--credential NAME` picks one. A
+//! source that is not configured, not installed, not signed in or unreachable is skipped; a
+//! source that is there and fails stops the chain with its error, so a refused credential never
+//! becomes another identity. When no source is available, the error lists each and why.
+//! Tokens are [`Secret`]s and never logged; the identity used (tenant, object ID from the
+//! token's claims) is logged at info level.
 
 mod http;
 mod tool;
@@ -348,16 +353,26 @@ pub fn client_options(http: reqwest::Client) -> ClientOptions {
     }
 }
 
-/// Gets an ACR-audience Entra token from the first available source.
+/// Gets an ACR-audience Entra token from the first available source (see [`token`]).
+pub async fn acr_token(
+    opts: &EntraOptions,
+    http: reqwest::Client,
+) -> Result<EntraToken, EntraError> {
+    token(opts, http, ACR_SCOPE).await
+}
+
+/// Gets an Entra token for `scope` (e.g. [`ACR_SCOPE`], or ARM's
+/// `https://management.azure.com/.default`) from the first available source.
 ///
 /// As the Azure SDKs' DefaultAzureCredential: a source that is not configured, not installed,
 /// not signed in, or whose endpoint is unreachable is skipped; a source that is there and fails
 /// stops the chain with its error (review #8 item 11), so a wrong secret never turns into
 /// whoever `az` is signed in as. The identity used is logged at info level, from the token's
 /// claims, never the token.
-pub async fn acr_token(
+pub async fn token(
     opts: &EntraOptions,
     http: reqwest::Client,
+    scope: &str,
 ) -> Result<EntraToken, EntraError> {
     let client = client_options(http);
     let (tenant, _) = tenant_and_client(opts);
@@ -369,14 +384,14 @@ pub async fn acr_token(
     for kind in ORDER.into_iter().filter(|&k| configured(opts, k)) {
         let got = match source(kind, opts, &client) {
             Err(f) => Err(f),
-            Ok(Source::Sdk(cred)) => match cred.get_token(&[ACR_SCOPE], None).await {
+            Ok(Source::Sdk(cred)) => match cred.get_token(&[scope], None).await {
                 Ok(t) => Ok(Secret::new(t.token.secret())),
                 Err(e) if kind == SourceKind::ManagedIdentity && endpoint_unavailable(&e) => {
                     Err(Failure::Unavailable(short(&e)))
                 }
                 Err(e) => Err(Failure::Refused(short(&e))),
             },
-            Ok(Source::Tool(t)) => tool::token(t, ACR_SCOPE, tenant.as_deref(), limit).await,
+            Ok(Source::Tool(t)) => tool::token(t, scope, tenant.as_deref(), limit).await,
         };
         let token = match got {
             Ok(t) => t,
