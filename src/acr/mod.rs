@@ -2,9 +2,12 @@
 //! (`POST /oauth2/exchange`), which buys access tokens for exact scopes (`POST /oauth2/token`).
 //!
 //! The refresh token is what the engine gets as `identitytoken` and what the Notary client uses
-//! with the refresh grant. It is cached in the OS keyring until shortly before its JWT `exp`, so
-//! a second command makes no Entra call. Access tokens are read for their `access` claim to
-//! diagnose missing roles before anything is sent.
+//! with the refresh grant. It is cached in the OS keyring until shortly before its JWT `exp`,
+//! keyed by the identity that obtained it (one entry per registry, holding every identity's
+//! token): a second command with a client secret or federated token makes no Entra call; with
+//! managed identity, az or azd it asks the source who is signed in (one local call) and skips
+//! only the exchange. Access tokens are read for their `access` claim to diagnose missing roles
+//! before anything is sent.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
