@@ -201,7 +201,7 @@ fn repository_without_trust_data_is_reported_and_nothing_is_cached() {
 }
 
 #[test]
-fn notary_cli_repository_with_delegation_and_root_rotation_verifies() {
+fn notary_cli_delegation_signs_and_the_role_and_hash_verify_across_a_root_rotation() {
     let env = trust_env();
     let gun = unique_repo(&stack().registry, "notarycli");
     let payload = env.home.join("payload.txt");
@@ -246,14 +246,62 @@ fn notary_cli_repository_with_delegation_and_root_rotation_verifies() {
         ),
         "notary delegation add",
     );
-    // notary key generate -o writes the private key to a file; put it where notary looks.
-    let private = std::fs::read_dir(env.home.join(".notary/private"))
-        .unwrap()
-        .count();
-    assert!(private > 0);
+    // `notary key generate -o` wrote the private key beside the public key, outside notary's
+    // key store; notary finds a private key by its key ID (of the public key).
+    let public_pem = std::fs::read_to_string(format!("{}.pem", rel.display())).unwrap();
+    let b64: String = public_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----") && !l.contains(':') && !l.is_empty())
+        .collect();
+    let der = {
+        use base64::Engine as _;
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .unwrap()
+    };
+    let canonical =
+        docker_trustacr::tuf::keys::PublicKey::new(docker_trustacr::tuf::keys::keytype::ECDSA, der)
+            .id();
+    std::fs::copy(
+        format!("{}-key.pem", rel.display()),
+        env.home
+            .join(".notary/private")
+            .join(format!("{canonical}.key")),
+    )
+    .unwrap();
     let out = run(env.plugin().args(["verify", &format!("{gun}:v1")]));
-    assert_success(&out, "verify before rotation");
+    assert_success(&out, "verify before the delegation signs");
     assert_eq!(stdout(&out).trim(), format!("sha256:{payload_sha}"));
+
+    // v2 signed by the delegation's key alone.
+    let released = env.home.join("released.txt");
+    std::fs::write(&released, "signed by targets/releases\n").unwrap();
+    let released_sha = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(std::fs::read(&released).unwrap()))
+    };
+    assert_success(
+        &notary(
+            &env,
+            &[
+                "add",
+                &gun,
+                "v2",
+                released.to_str().unwrap(),
+                "--roles",
+                "targets/releases",
+                "-p",
+            ],
+        ),
+        "notary add --roles targets/releases",
+    );
+    let out = run(env
+        .plugin()
+        .args(["verify", "--format", "json", &format!("{gun}:v2")]));
+    assert_success(&out, "verify the delegation's tag");
+    let v = json(&out);
+    assert_eq!(v["role"], "targets/releases");
+    assert_eq!(v["digest"], format!("sha256:{released_sha}").as_str());
 
     // Rotate the root: our cached (pinned) root must lead to the new one by the chain.
     let mut rotate = env.cmd("notary");
