@@ -9,6 +9,7 @@ use std::path::Path;
 use common::*;
 use docker_trustacr::keystore::keys::SigningKey;
 use docker_trustacr::notary::client::ClientError;
+use docker_trustacr::registry::HttpError;
 use docker_trustacr::tuf::verify::{RootTrust, VerifyError};
 use time::Duration;
 
@@ -102,11 +103,17 @@ fn snapshot_not_matching_the_timestamp_is_refused() {
     w.write("snapshot", &other);
     w.refused(|e| matches!(e, VerifyError::HashMismatch { role, parent: "timestamp", .. } if role == "snapshot"));
     // Longer than listed: cut off at the listed length before it is even parsed.
+    let listed = other.len() as u64;
     w.write("snapshot", &[other.as_slice(), b"    "].concat());
+    let before = w.cache_state();
     let err = w.update().unwrap_err();
     assert!(
-        err.to_string().contains("snapshot") && err.to_string().contains("more than"),
+        matches!(err, ClientError::Http(HttpError::TooLarge { limit, .. }) if limit == listed),
         "{err}"
+    );
+    assert!(
+        without_floors(before) == without_floors(w.cache_state()),
+        "a refused update changed the cache"
     );
 }
 
@@ -171,9 +178,17 @@ fn endless_timestamp_is_cut_off_at_the_limit() {
     w.write("timestamp", &vec![b' '; 2 * 1024 * 1024]);
     let before = w.cache_state();
     let err = w.update().unwrap_err();
-    assert!(matches!(err, ClientError::Http(_)), "{err}");
-    assert!(err.to_string().contains("more than 1048576 bytes"), "{err}");
-    assert_eq!(before, w.cache_state());
+    assert!(
+        matches!(
+            err,
+            ClientError::Http(HttpError::TooLarge { limit: 1048576, .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        before == w.cache_state(),
+        "a refused update changed the cache"
+    );
 }
 
 #[test]
@@ -252,4 +267,92 @@ fn root_pinned_to_a_ca_accepts_only_roots_that_ca_issued() {
         "{err}"
     );
     assert!(self_signed.cache_state().is_empty());
+}
+
+/// A one-shot plain-HTTP server on loopback that answers `head` and then `body` (forever if
+/// `endless`); returns its URL.
+async fn serve_once(head: String, body: Vec<u8>, endless: bool) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/file", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = s.read(&mut buf).await;
+        if s.write_all(head.as_bytes()).await.is_err() || s.write_all(&body).await.is_err() {
+            return;
+        }
+        if endless {
+            let chunk = format!("{:x}\r\n{}\r\n", 4096, " ".repeat(4096));
+            while s.write_all(chunk.as_bytes()).await.is_ok() {}
+        } else {
+            // Keep the connection open: a reader that waits for more would hang.
+            tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+        }
+    });
+    url
+}
+
+fn read_limited_from(
+    head: &str,
+    body: &[u8],
+    endless: bool,
+    limit: u64,
+) -> Result<Vec<u8>, HttpError> {
+    docker_trustacr::registry::install_crypto_provider();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(async {
+            let url = serve_once(head.to_string(), body.to_vec(), endless).await;
+            let resp = reqwest::Client::new().get(&url).send().await.unwrap();
+            tokio::time::timeout(
+                std::time::Duration::from_secs(10),
+                docker_trustacr::registry::read_limited(resp, limit),
+            )
+            .await
+            .expect("read_limited must not wait for a body it refuses")
+        })
+}
+
+// See: audit P1-M3 (read_limited's Content-Length pre-check: refused before any body byte)
+#[test]
+fn read_limited_refuses_a_content_length_above_the_limit_before_reading() {
+    let head = "HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n";
+    let err = read_limited_from(head, b"", false, 1000).unwrap_err();
+    assert!(
+        matches!(err, HttpError::TooLarge { limit: 1000, .. }),
+        "{err}"
+    );
+}
+
+// See: audit P1-M3 (no Content-Length, an endless body: cut off at the limit)
+#[test]
+fn read_limited_cuts_off_an_endless_chunked_body() {
+    let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n";
+    let err = read_limited_from(head, b"", true, 100_000).unwrap_err();
+    assert!(
+        matches!(err, HttpError::TooLarge { limit: 100_000, .. }),
+        "{err}"
+    );
+}
+
+// See: audit P1-M3 (exactly `limit` bytes pass, with and without a Content-Length)
+#[test]
+fn read_limited_accepts_exactly_the_limit() {
+    let body = vec![b'x'; 1000];
+    let head = "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n";
+    assert_eq!(read_limited_from(head, &body, false, 1000).unwrap(), body);
+    let chunked = [
+        format!("{:x}\r\n", 1000).into_bytes(),
+        body.clone(),
+        b"\r\n0\r\n\r\n".to_vec(),
+    ]
+    .concat();
+    let head = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n";
+    assert_eq!(
+        read_limited_from(head, &chunked, false, 1000).unwrap(),
+        body
+    );
 }

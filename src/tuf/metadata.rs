@@ -34,9 +34,10 @@ pub mod role_type {
 pub struct Expires(pub OffsetDateTime);
 
 impl Expires {
-    /// Go's RFC3339Nano with trailing zeros trimmed, in UTC.
+    /// Go's RFC3339Nano with trailing zeros trimmed, in the time's own offset (`Z` for UTC), as
+    /// Go marshals a parsed time back: notary 0.3 wrote local offsets such as `-05:00`.
     pub fn to_go_string(&self) -> String {
-        let t = self.0.to_offset(time::UtcOffset::UTC);
+        let t = self.0;
         let mut s = format!(
             "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
             t.year(),
@@ -52,7 +53,18 @@ impl Expires {
             s.push('.');
             s.push_str(frac.trim_end_matches('0'));
         }
-        s.push('Z');
+        let offset = t.offset();
+        if offset.is_utc() {
+            s.push('Z');
+        } else {
+            let (h, m, _) = offset.as_hms();
+            let sign = if offset.is_negative() { '-' } else { '+' };
+            s.push_str(&format!(
+                "{sign}{:02}:{:02}",
+                h.unsigned_abs(),
+                m.unsigned_abs()
+            ));
+        }
         s
     }
 }
@@ -370,7 +382,11 @@ mod tests {
             &time::format_description::well_known::Rfc3339,
         )
         .unwrap();
-        assert_eq!(Expires(t).to_go_string(), "2036-11-19T11:51:17.247729Z");
+        // Go keeps a parsed time's offset when it marshals it again (notary 0.3's files).
+        assert_eq!(
+            Expires(t).to_go_string(),
+            "2036-11-19T17:21:17.247729+05:30"
+        );
         let t = OffsetDateTime::from_unix_timestamp(1_900_000_000).unwrap();
         assert_eq!(Expires(t).to_go_string(), "2030-03-17T17:46:40Z");
     }
