@@ -576,3 +576,46 @@ async fn walk_targets<S: Source + Sync>(
     }
     Ok((roles, skipped))
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::tuf::metadata::Base64Bytes;
+
+    fn meta(hashes: &[(&str, Vec<u8>)], length: i64) -> FileMeta {
+        FileMeta {
+            custom: None,
+            hashes: hashes
+                .iter()
+                .map(|(a, h)| (a.to_string(), Base64Bytes(h.clone())))
+                .collect::<BTreeMap<_, _>>(),
+            length,
+        }
+    }
+
+    #[test]
+    fn a_target_is_a_32_byte_sha256_and_a_length() {
+        let d = VerifiedDigest::of_target("targets", "v1", &meta(&[("sha256", vec![7; 32])], 523))
+            .unwrap();
+        assert_eq!(d.digest(), format!("sha256:{}", "07".repeat(32)));
+        assert_eq!((d.size(), d.role()), (523, "targets"));
+    }
+
+    #[test]
+    fn targets_without_a_usable_sha256_or_length_are_refused() {
+        for (hashes, length) in [
+            (vec![("sha512", vec![7; 64])], 1),
+            (vec![("sha256", vec![7; 31])], 1),
+            (vec![("sha256", vec![7; 33])], 1),
+            (vec![("sha256", vec![7; 32])], -1),
+        ] {
+            let err = VerifiedDigest::of_target("targets", "v1", &meta(&hashes, length));
+            assert!(
+                matches!(err, Err(VerifyError::InvalidTarget { ref target, .. }) if target == "v1"),
+                "{hashes:?} {length}: {err:?}"
+            );
+        }
+    }
+}
