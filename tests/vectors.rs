@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use common::{DirFetch, run_update};
 use docker_trustacr::notary::client::{ClientError, Repo};
+use docker_trustacr::tuf::keys::{PublicKey, keytype};
 use docker_trustacr::tuf::metadata::{
     Root, SignedFile, Snapshot, Targets, Timestamp, canonical_bytes, encode_signed,
 };
@@ -322,4 +323,63 @@ fn go_written_vectors_round_trip_byte_exactly() {
             path.display()
         );
     }
+}
+
+/// Runs `cmd` in `dir` with sh; panics with the command when it fails.
+fn sh(dir: &Path, cmd: &str) {
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .current_dir(dir)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "{cmd}");
+}
+
+// See: audit P1-W6 (the P-384 branch, anchored on a signature openssl made)
+#[test]
+fn p384_ecdsa_signature_made_by_openssl_verifies_and_a_changed_message_does_not() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("msg"), b"{\"signed\":\"by openssl\"}").unwrap();
+    sh(
+        d.path(),
+        "openssl ecparam -name secp384r1 -genkey -noout -out k.pem 2>/dev/null && \
+         openssl pkey -in k.pem -pubout -outform DER -out pub.der && \
+         openssl dgst -sha256 -sign k.pem -out sig.der msg",
+    );
+    let spki = std::fs::read(d.path().join("pub.der")).unwrap();
+    let der = std::fs::read(d.path().join("sig.der")).unwrap();
+    // TUF's ecdsa signatures are r‖s, not DER.
+    let sig = p384::ecdsa::Signature::from_der(&der).unwrap().to_bytes();
+    let key = PublicKey::new(keytype::ECDSA, spki);
+    let msg = std::fs::read(d.path().join("msg")).unwrap();
+    key.verify("ecdsa", &msg, &sig).unwrap();
+    assert!(
+        key.verify("ecdsa", b"{\"signed\":\"changed\"}", &sig)
+            .is_err()
+    );
+}
+
+// See: audit P1-W6 (the rsapkcs1v15 branch, anchored on a signature openssl made)
+#[test]
+fn rsa_pkcs1v15_signature_made_by_openssl_verifies_and_a_changed_message_does_not() {
+    let d = tempfile::tempdir().unwrap();
+    std::fs::write(d.path().join("msg"), b"{\"signed\":\"by openssl\"}").unwrap();
+    sh(
+        d.path(),
+        "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out k.pem 2>/dev/null && \
+         openssl pkey -in k.pem -pubout -outform DER -out pub.der && \
+         openssl dgst -sha256 -sign k.pem -out sig.bin msg",
+    );
+    let key = PublicKey::new(
+        keytype::RSA,
+        std::fs::read(d.path().join("pub.der")).unwrap(),
+    );
+    let sig = std::fs::read(d.path().join("sig.bin")).unwrap();
+    let msg = std::fs::read(d.path().join("msg")).unwrap();
+    key.verify("rsapkcs1v15", &msg, &sig).unwrap();
+    assert!(key.verify("rsapkcs1v15", b"changed", &sig).is_err());
+    // The same signature is not a PSS one.
+    assert!(key.verify("rsapss", &msg, &sig).is_err());
 }

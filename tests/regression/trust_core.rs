@@ -5,7 +5,15 @@
 //! - #8 item 1 on the wire: `delegation_listed_in_snapshot_but_not_served_fails_cold_and_warm`
 //! - #8 item 4 on the wire: `server_key_rotation_by_notary_is_followed_by_a_warm_client`
 //! - audit P1-M3: `hostile_answers_over_http_are_refused_and_nothing_is_cached`
-//! - audit P1-M4: `notary_cli_delegation_signs_and_the_role_and_hash_verify` (trust.rs)
+//! - #8 item 6 on the wire: `tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull`
+//! - audit P1-M4:
+//!   `notary_cli_delegation_signs_and_the_role_and_hash_verify_across_a_root_rotation`
+//!   (trust.rs)
+//!
+//! Elsewhere in the library tests: audit P1-M2 warm cache
+//! (`honest_repository_verifies_and_warm_update_uses_the_cache`, attacks.rs), P1-M3
+//! `read_limited_*` (attacks.rs), P1-W6 `go_written_vectors_round_trip_byte_exactly` and the
+//! openssl-made P-384 and RSA PKCS#1 v1.5 signatures (vectors.rs), P1-M8 in src/tuf/keys.rs.
 
 #[path = "../common/mod.rs"]
 mod common;
