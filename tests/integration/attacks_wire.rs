@@ -442,3 +442,43 @@ fn tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull() {
         assert!(!stdout(&out).contains("sha256:"), "{cmd}: {}", stdout(&out));
     }
 }
+
+#[test]
+fn replayed_older_timestamp_is_refused_as_a_rollback() {
+    let env = wire_env();
+    let gun = notary_repo(&env, "replay");
+    let proxy = Tamper::start();
+    let cfg = env.home.join("replay-cfg");
+    let v1 = format!("{gun}:v1");
+    assert_success(&plugin_via(&env, &cfg, &proxy, &["verify", &v1]), "verify");
+    let cached_ts = cfg
+        .join("trust/tuf")
+        .join(&gun)
+        .join("metadata/timestamp.json");
+    let old = std::fs::read(&cached_ts).unwrap();
+
+    // The repository moves on; the client sees the newer timestamp.
+    let payload = env.home.join("v2.txt");
+    std::fs::write(&payload, "v2").unwrap();
+    assert_success(
+        &notary(&env, &["add", &gun, "v2", payload.to_str().unwrap(), "-p"]),
+        "notary add v2",
+    );
+    assert_success(&plugin_via(&env, &cfg, &proxy, &["verify", &v1]), "verify");
+    let newer = std::fs::read(&cached_ts).unwrap();
+    assert_ne!(old, newer);
+
+    // A network attacker replays the older, validly signed, unexpired timestamp.
+    proxy.on("GET", "/timestamp.json", Action::Body(old));
+    let out = plugin_via(&env, &cfg, &proxy, &["verify", &v1]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("timestamp") && err.contains("rollback"),
+        "{err}"
+    );
+    assert!(
+        std::fs::read(&cached_ts).unwrap() == newer,
+        "the floor stays"
+    );
+}
