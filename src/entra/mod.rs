@@ -129,13 +129,16 @@ pub struct EntraToken {
 pub enum EntraError {
     /// A configured source failed; the chain stopped there rather than sign in as someone else.
     #[error(
-        "cannot sign in to Microsoft Entra ID: {source_name} failed: {reason}\nThe other credential sources were not tried, so that a failing credential never silently becomes another identity. Fix it, unset it, or choose a source with --credential"
+        "cannot sign in to Microsoft Entra ID: {source_name} failed: {reason}{}",
+        if *.chosen { "" } else { "\nThe other credential sources were not tried, so that a failing credential never silently becomes another identity. Fix it, unset it, or choose a source with --credential" }
     )]
     Refused {
         /// The source that failed.
         source_name: &'static str,
         /// Why.
         reason: String,
+        /// Whether `--credential` chose this source (then there was no chain to stop).
+        chosen: bool,
     },
     /// No source is available.
     #[error("cannot sign in to Microsoft Entra ID; tried:\n{}\nSet AZURE_TENANT_ID/AZURE_CLIENT_ID/AZURE_CLIENT_SECRET, use workload or managed identity, or run `az login`", attempts_text(.attempts))]
@@ -379,6 +382,7 @@ pub async fn token(
     let limit = tool::timeout().map_err(|reason| EntraError::Refused {
         source_name: "developer tools (az, azd)",
         reason,
+        chosen: true,
     })?;
     let mut attempts = Vec::new();
     for kind in ORDER.into_iter().filter(|&k| configured(opts, k)) {
@@ -404,6 +408,7 @@ pub async fn token(
                 return Err(EntraError::Refused {
                     source_name: kind.name(),
                     reason,
+                    chosen: opts.credential.is_some(),
                 });
             }
         };
@@ -467,6 +472,23 @@ mod tests {
         assert_eq!(jwt_claim(jwt, "tid").as_deref(), Some("t1"));
         assert_eq!(jwt_claim(jwt, "exp").as_deref(), Some("5"));
         assert_eq!(jwt_claim("garbage", "tid"), None);
+    }
+
+    #[test]
+    fn a_refusal_in_the_chain_says_the_others_were_not_tried() {
+        let refused = |chosen| EntraError::Refused {
+            source_name: "client secret (AZURE_CLIENT_SECRET)",
+            reason: "AADSTS7000215: Invalid client secret provided.".into(),
+            chosen,
+        };
+        let text = refused(false).to_string();
+        assert!(
+            text.starts_with("cannot sign in to Microsoft Entra ID: client secret (AZURE_CLIENT_SECRET) failed: AADSTS7000215")
+                && text.contains("other credential sources were not tried"),
+            "{text}"
+        );
+        let text = refused(true).to_string();
+        assert!(!text.contains("not tried"), "{text}");
     }
 
     #[test]

@@ -536,14 +536,28 @@ fn az_printing_endless_output_is_stopped_at_the_cap() {
     let mut env = env_as("signer");
     install_az(&mut env, "#!/bin/sh\nexec yes '{\"accessToken\":\"x\"}'\n");
     env.set("AZURE_CLIENT_SECRET", "");
+    // GNU time reports the plugin's peak memory (its last stderr line).
+    let time = Path::new("/usr/bin/time");
+    assert!(time.exists(), "this test needs GNU time at /usr/bin/time");
     let out = run_within(
-        env.plugin()
-            .args(["--credential", "azure-cli", "verify", &reference]),
+        env.cmd(time).args(["-f", "maxrss_kib=%M", BIN]).args([
+            "--credential",
+            "azure-cli",
+            "verify",
+            &reference,
+        ]),
         Duration::from_secs(60),
     );
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     let err = stderr(&out);
     assert!(err.contains("printed more than 1048576 bytes"), "{err}");
+    let peak: u64 = err
+        .lines()
+        .find_map(|l| l.strip_prefix("maxrss_kib="))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no peak memory in:\n{err}"));
+    // A plugin run takes a few tens of MiB; buffering the flood would take far more.
+    assert!(peak < 150 * 1024, "peak memory {peak} KiB");
 }
 
 /// Whether process `pid` is gone (or a zombie: killed, not yet reaped).
