@@ -3,6 +3,7 @@
 
 mod info;
 mod inspect;
+mod key;
 mod login;
 mod pull;
 mod push;
@@ -68,6 +69,8 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Remove the signature of a tag (or, with --yes, of every tag).
     Revoke(revoke::RevokeArgs),
+    /// Manage signing keys: import docker's and notary's keys into the keyring.
+    Key(key::KeyArgs),
 }
 
 /// Output format of commands that report.
@@ -92,6 +95,11 @@ pub struct Context {
     pub cancel: Cancellation,
     /// Entra sign-in options.
     pub entra: crate::entra::EntraOptions,
+}
+
+fn key_import_errors(errors: &[crate::keystore::import::ImportError]) -> String {
+    let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    lines.join("\n")
 }
 
 /// Every way a command can fail, one variant per layer.
@@ -130,6 +138,9 @@ pub enum Error {
     /// The registry could not give a manifest.
     #[error(transparent)]
     Manifest(#[from] ManifestError),
+    /// Key files could not be imported; nothing was stored.
+    #[error("{}", key_import_errors(.0))]
+    KeyImport(Vec<crate::keystore::import::ImportError>),
     /// The tag has no valid signature.
     #[error("No valid trust data for {tag} in {gun}{}", skipped_note(skipped))]
     NotSigned {
@@ -288,6 +299,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Verify(args) => args.run(&ctx).await,
             Command::Inspect(args) => args.run(&ctx).await,
             Command::Revoke(args) => args.run(&ctx).await,
+            Command::Key(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

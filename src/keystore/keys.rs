@@ -1,8 +1,9 @@
 //! Signing keys kept in the OS keyring, found by role and GUN.
 //!
 //! Entry names (keyring `service` = [`super::SERVICE`]): `root` for the root key every repository
-//! shares (as docker reuses one root key), and `targets:<GUN>` for each repository's targets
-//! key. The secret is a small JSON document with the key type and the private scalar/seed; it
+//! shares (as docker reuses one root key), `targets:<GUN>` for each repository's targets key,
+//! and `key:<key ID>` for keys imported from docker or notary (any role: a root that is not
+//! ours, an ECDSA targets key, delegation keys), found by the key IDs a role accepts. The secret is a small JSON document with the key type and the private scalar/seed; it
 //! goes from the keyring to memory and back, never to a file, and is zeroed when dropped.
 
 use base64::Engine as _;
@@ -36,6 +37,11 @@ pub enum KeyName {
         /// GUN.
         gun: String,
     },
+    /// An imported key, by its (canonical) key ID.
+    Id {
+        /// Lower-case hex key ID of the public key.
+        id: String,
+    },
 }
 
 impl KeyName {
@@ -44,6 +50,7 @@ impl KeyName {
         match self {
             KeyName::Root => "root".to_string(),
             KeyName::Targets { gun } => format!("targets:{gun}"),
+            KeyName::Id { id } => format!("key:{id}"),
         }
     }
 }
@@ -53,6 +60,7 @@ impl std::fmt::Display for KeyName {
         match self {
             KeyName::Root => f.write_str("root key"),
             KeyName::Targets { gun } => write!(f, "targets key of {gun}"),
+            KeyName::Id { id } => write!(f, "key {id}"),
         }
     }
 }
@@ -63,6 +71,21 @@ impl std::fmt::Display for KeyName {
 struct Stored<'a> {
     keytype: &'a str,
     private: &'a str,
+    /// For imported keys: the role (or docker signer name) the key file named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    role: Option<&'a str>,
+    /// For imported keys: the GUN the key file named (targets and snapshot keys only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    gun: Option<&'a str>,
+}
+
+/// What an imported key was for, as its file said (docker's `role` and `gun` PEM headers).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct KeyLabel {
+    /// `root`, `targets`, `snapshot`, `targets/<name>` or a docker signer name.
+    pub role: String,
+    /// The repository, for targets and snapshot keys.
+    pub gun: Option<String>,
 }
 
 fn random32() -> Result<Zeroizing<[u8; 32]>, KeystoreError> {
@@ -129,6 +152,11 @@ impl SigningKey {
     /// The keyring secret for this key: `{"keytype":…,"private":"<base64>"}`. Every buffer that
     /// holds the private key (raw, base64, JSON) is wiped when dropped.
     pub fn to_keyring_secret(&self) -> Zeroizing<String> {
+        self.to_labeled_secret(None)
+    }
+
+    /// [`SigningKey::to_keyring_secret`] with the role and GUN of an imported key.
+    pub fn to_labeled_secret(&self, label: Option<&KeyLabel>) -> Zeroizing<String> {
         let (keytype, private) = match self {
             SigningKey::Ed25519(k) => ("ed25519", Zeroizing::new(k.as_bytes().to_vec())),
             SigningKey::P256(k) => {
@@ -143,8 +171,13 @@ impl SigningKey {
         let stored = Stored {
             keytype,
             private: &b64,
+            role: label.map(|l| l.role.as_str()),
+            gun: label.and_then(|l| l.gun.as_deref()),
         };
-        let mut json = Zeroizing::new(Vec::with_capacity(b64.len() + keytype.len() + 64));
+        let label_len = label.map_or(0, |l| l.role.len() + l.gun.as_ref().map_or(0, String::len));
+        let mut json = Zeroizing::new(Vec::with_capacity(
+            b64.len() + keytype.len() + label_len * 2 + 96,
+        ));
         if serde_json::to_writer(&mut *json, &stored).is_err() {
             return Zeroizing::new(String::new());
         }
@@ -155,10 +188,22 @@ impl SigningKey {
     /// Parses a keyring secret written by [`SigningKey::to_keyring_secret`]; `name` is for the
     /// error. Decoded key bytes are wiped when dropped.
     pub fn from_keyring_secret(text: &str, name: &KeyName) -> Result<Self, KeystoreError> {
+        Self::from_labeled_secret(text, name).map(|(k, _)| k)
+    }
+
+    /// Parses a keyring secret and the label of an imported key (none for keys made here).
+    pub fn from_labeled_secret(
+        text: &str,
+        name: &KeyName,
+    ) -> Result<(Self, Option<KeyLabel>), KeystoreError> {
         let bad = || KeystoreError::Corrupt {
             entry: name.entry(),
         };
         let stored: Stored<'_> = serde_json::from_str(text).map_err(|_| bad())?;
+        let label = stored.role.map(|role| KeyLabel {
+            role: role.to_string(),
+            gun: stored.gun.map(str::to_string),
+        });
         let bytes = Zeroizing::new(
             base64::engine::general_purpose::STANDARD
                 .decode(stored.private.as_bytes())
@@ -171,12 +216,13 @@ impl SigningKey {
                     return Err(bad());
                 }
                 seed.copy_from_slice(&bytes);
-                Ok(SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(
-                    &seed,
-                )))
+                Ok((
+                    SigningKey::Ed25519(ed25519_dalek::SigningKey::from_bytes(&seed)),
+                    label,
+                ))
             }
             "ecdsa-p256" => p256::ecdsa::SigningKey::from_slice(&bytes)
-                .map(SigningKey::P256)
+                .map(|k| (SigningKey::P256(k), label))
                 .map_err(|_| bad()),
             _ => Err(bad()),
         }
@@ -190,10 +236,24 @@ fn entry(name: &KeyName) -> Result<keyring_core::Entry, KeystoreError> {
 
 /// Reads a key; `Ok(None)` when the keyring has no such entry.
 pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
+    Ok(get_labeled(name)?.map(|(k, _)| k))
+}
+
+/// Reads a key and, for an imported one, its label; `Ok(None)` when there is no such entry.
+pub fn get_labeled(
+    name: &KeyName,
+) -> Result<Option<(SigningKey, Option<KeyLabel>)>, KeystoreError> {
     match entry(name)?.get_password() {
         Ok(text) => {
             let text = Zeroizing::new(text);
-            SigningKey::from_keyring_secret(&text, name).map(Some)
+            SigningKey::from_labeled_secret(&text, name)
+                .map(Some)
+                .map_err(|e| match e {
+                    KeystoreError::Corrupt { .. } => KeystoreError::Corrupt {
+                        entry: name.entry(),
+                    },
+                    e => e,
+                })
         }
         Err(keyring_core::Error::NoEntry) => Ok(None),
         Err(e) => Err(super::map_error(&e)),
@@ -203,14 +263,32 @@ pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
 /// Stores a key and reads it back, so a keyring that silently drops writes is caught before the
 /// key is used to sign anything.
 pub fn put(name: &KeyName, key: &SigningKey) -> Result<(), KeystoreError> {
+    put_labeled(name, key, None)
+}
+
+/// [`put`] for an imported key, keeping the role and GUN its file named.
+pub fn put_labeled(
+    name: &KeyName,
+    key: &SigningKey,
+    label: Option<&KeyLabel>,
+) -> Result<(), KeystoreError> {
     let e = entry(name)?;
-    e.set_password(&key.to_keyring_secret())
+    e.set_password(&key.to_labeled_secret(label))
         .map_err(|e| super::map_error(&e))?;
     match get(name)? {
         Some(back) if back.public() == key.public() => Ok(()),
         _ => Err(KeystoreError::Corrupt {
             entry: name.entry(),
         }),
+    }
+}
+
+/// Deletes an entry; `Ok(false)` when there was none.
+pub fn delete(name: &KeyName) -> Result<bool, KeystoreError> {
+    match entry(name)?.delete_credential() {
+        Ok(()) => Ok(true),
+        Err(keyring_core::Error::NoEntry) => Ok(false),
+        Err(e) => Err(super::map_error(&e)),
     }
 }
 

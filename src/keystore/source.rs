@@ -27,8 +27,9 @@ impl KeyKind {
 
 /// A place that holds private keys and can sign with them.
 pub trait KeySource: Send + Sync {
-    /// The key `name`, if this source holds it and its public key ID is one of `allowed` (the
-    /// IDs the role accepts); `Ok(None)` otherwise.
+    /// A key whose public key ID is one of `allowed` (the IDs the role accepts): the key `name`
+    /// if it qualifies, else any other key this source holds under one of those IDs (imported
+    /// from docker or notary); `Ok(None)` when there is none.
     fn find(&self, name: &KeyName, allowed: &[String])
     -> Result<Option<SigningKey>, KeystoreError>;
 
@@ -62,7 +63,19 @@ impl KeySource for Keyring {
         name: &KeyName,
         allowed: &[String],
     ) -> Result<Option<SigningKey>, KeystoreError> {
-        Ok(keys::get(name)?.filter(|k| allowed.contains(&k.public().id())))
+        if let Some(k) = keys::get(name)?.filter(|k| allowed.contains(&k.public().id())) {
+            return Ok(Some(k));
+        }
+        // Then any imported key the role accepts: docker's ECDSA targets key, a root or
+        // delegation key made elsewhere. The entry name is only an index, so the key's own ID
+        // is checked again.
+        for id in allowed {
+            let by_id = KeyName::Id { id: id.clone() };
+            if let Some(k) = keys::get(&by_id)?.filter(|k| k.public().id() == *id) {
+                return Ok(Some(k));
+            }
+        }
+        Ok(None)
     }
 
     fn get_or_create(

@@ -13,6 +13,7 @@ mod cancel;
 mod endpoint;
 mod info;
 mod install;
+mod keys;
 mod plugin_protocol;
 mod publish;
 mod push_pull;

@@ -1,0 +1,242 @@
+//! Keys made by docker and notary, brought into the keyring with `key import`: a repository
+//! created by `DOCKER_CONTENT_TRUST=1 docker push` is then signed by this plugin, and the docker
+//! CLI and the notary CLI read the result. Bad key files store nothing.
+
+use std::path::Path;
+use std::process::Output;
+
+use serde_json::Value;
+
+use crate::harness::*;
+
+const ROOT_PASS: &str = "root-pass-123";
+const REPO_PASS: &str = "repo-pass-123";
+
+/// A test environment pointed at the stack's notary server and engine, with docker's
+/// passphrase variables set as a DCT user would.
+fn dct_env() -> TestEnv {
+    let stack = stack();
+    let mut env = TestEnv::new();
+    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    env.set("DOCKER_HOST", &stack.docker_host);
+    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", ROOT_PASS);
+    env.set("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", REPO_PASS);
+    env
+}
+
+/// Imports an image and pushes it, with content trust when `dct`; returns the digest.
+fn push(env: &TestEnv, reference: &str, content: &str, dct: bool) -> String {
+    import_image(env, reference, content);
+    let mut cmd = env.docker();
+    if dct {
+        cmd.env("DOCKER_CONTENT_TRUST", "1");
+    }
+    let out = run(cmd.args(["push", reference]));
+    assert_success(&out, "docker push");
+    let text = stdout(&out);
+    if dct {
+        assert!(text.contains("Successfully signed"), "{text}");
+    }
+    let line = text
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
+    let rest = line.split(": digest: ").nth(1).unwrap();
+    rest.split_once(" size: ").unwrap().0.to_string()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
+}
+
+/// `sign` of `reference` fails because no key the repository accepts is in the keyring.
+fn assert_cannot_sign(env: &TestEnv, reference: &str) {
+    let out = run(env.plugin().args(["sign", reference]));
+    assert!(
+        !out.status.success(),
+        "signing must fail without the imported key:\n{}",
+        stdout(&out)
+    );
+}
+
+fn private_dir(env: &TestEnv) -> std::path::PathBuf {
+    env.config.join("trust").join("private")
+}
+
+/// Copies docker's key files to `to`, so a test can add bad files next to them.
+fn copy_keys(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn docker_pushed_repository_is_signed_here_after_key_import() {
+    let env = dct_env();
+    let repo = unique_repo(&stack().registry, "dctimport");
+    let d1 = push(
+        &env,
+        &format!("{repo}:v1"),
+        "pushed by docker with DCT",
+        true,
+    );
+    let d2 = push(&env, &format!("{repo}:v2"), "pushed without trust", false);
+    assert_cannot_sign(&env, &format!("{repo}:v2"));
+
+    let out = run(env.plugin().args(["key", "import"]));
+    assert_success(&out, "key import");
+    let text = stdout(&out);
+    assert!(text.contains("Imported: targets key"), "{text}");
+    assert!(text.contains(&format!(" for {repo} ")), "{text}");
+    assert!(text.contains("Imported: root key"), "{text}");
+    assert!(text.contains("left in place"), "{text}");
+    // The files stay where docker keeps them.
+    assert_eq!(std::fs::read_dir(private_dir(&env)).unwrap().count(), 2);
+
+    // Idempotent: a second import skips both keys.
+    let out = run(env.plugin().args(["key", "import"]));
+    assert_success(&out, "key import again");
+    let again = stdout(&out);
+    assert_eq!(
+        again.matches("Skipped (already in the keyring)").count(),
+        2,
+        "{again}"
+    );
+    assert!(!again.contains("Imported:"), "{again}");
+
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
+    assert_success(&out, "trustacr sign with docker's targets key");
+    assert!(
+        !stdout(&out).contains("Finished initializing"),
+        "{}",
+        stdout(&out)
+    );
+
+    // docker trust inspect shows both tags, with docker's own repository key.
+    let out = run(env.docker().args(["trust", "inspect", &repo]));
+    assert_success(&out, "docker trust inspect");
+    let v = json(&out);
+    let tags = &v[0]["SignedTags"];
+    assert_eq!(tags[0]["SignedTag"], "v1");
+    assert_eq!(tags[0]["Digest"], d1.trim_start_matches("sha256:"));
+    assert_eq!(tags[1]["SignedTag"], "v2");
+    assert_eq!(tags[1]["Digest"], d2.trim_start_matches("sha256:"));
+    // The notary CLI, trusting on first use, lists v2 with the pushed digest.
+    let out = notary(&env, &["list", &repo]);
+    assert_success(&out, "notary list");
+    let listing = stdout(&out);
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.split_whitespace().next() == Some("v2")
+                && l.contains(d2.trim_start_matches("sha256:"))),
+        "{listing}"
+    );
+    // And docker's own DCT pull resolves the tag this plugin signed.
+    let mut pull = env.docker();
+    pull.env("DOCKER_CONTENT_TRUST", "1");
+    let out = run(pull.args(["pull", &format!("{repo}:v2")]));
+    assert_success(&out, "DCT docker pull");
+    assert!(stdout(&out).contains(&d2), "{}", stdout(&out));
+}
+
+/// Adds a bad file to a copy of docker's key directory.
+type Spoil<'a> = dyn Fn(&Path) + 'a;
+
+#[test]
+fn bad_key_files_are_refused_and_nothing_is_imported() {
+    let env = dct_env();
+    let repo = unique_repo(&stack().registry, "badimport");
+    push(
+        &env,
+        &format!("{repo}:v1"),
+        "pushed by docker with DCT",
+        true,
+    );
+    push(&env, &format!("{repo}:v2"), "to sign", false);
+    let target = format!("{repo}:v2");
+    let docker_keys = private_dir(&env);
+    let targets_id = std::fs::read_dir(&docker_keys)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("role: targets")
+        })
+        .unwrap()
+        .file_stem()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+
+    // Wrong repository passphrase: the error names the key ID, role and GUN; the root key,
+    // which did decrypt, is not stored either.
+    let out = run(env
+        .plugin()
+        .env(
+            "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+            "not-the-passphrase",
+        )
+        .args(["key", "import"]));
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for part in ["wrong passphrase", "targets key", &targets_id, &repo] {
+        assert!(err.contains(part), "{part} missing from: {err}");
+    }
+    assert!(!err.contains("not-the-passphrase"), "{err}");
+    assert!(!stdout(&out).contains("Imported"), "{}", stdout(&out));
+    assert_cannot_sign(&env, &target);
+
+    // Next to the good keys: a damaged PEM, a public key, an unreadable entry. Each refuses
+    // the whole import and says which file.
+    let cases: [(&str, &Spoil<'_>, &str); 3] = [
+        (
+            "corrupt",
+            &|d: &Path| {
+                let good = std::fs::read_to_string(d.join(format!("{targets_id}.key"))).unwrap();
+                std::fs::write(d.join("cut.key"), &good[..good.len() / 2]).unwrap();
+            },
+            "cut.key is not a readable PEM key file",
+        ),
+        (
+            "public",
+            &|d: &Path| {
+                std::fs::copy(
+                    repo_root().join("tests/data/notary-v1/keys/docker-alice.pub"),
+                    d.join("alice.key"),
+                )
+                .unwrap();
+            },
+            "alice.key holds a PUBLIC KEY, not a private key",
+        ),
+        (
+            "unreadable",
+            // Tests may run as root, for whom file modes do not stop reading: a dangling link
+            // is unreadable for everyone.
+            &|d: &Path| {
+                std::os::unix::fs::symlink("/nonexistent/trustacr/key", d.join("gone.key"))
+                    .unwrap();
+            },
+            "cannot read",
+        ),
+    ];
+    for (name, spoil, expect) in cases {
+        let dir = env.home.join(format!("keys-{name}"));
+        copy_keys(&docker_keys, &dir);
+        spoil(&dir);
+        let out = run(env.plugin().args(["key", "import"]).arg(&dir));
+        assert_eq!(out.status.code(), Some(1), "{name}: {}", stdout(&out));
+        let err = stderr(&out);
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.contains("Nothing was imported"), "{name}: {err}");
+        assert_cannot_sign(&env, &target);
+    }
+
+    // The good files alone still import, and then signing works.
+    assert_success(&run(env.plugin().args(["key", "import"])), "key import");
+    assert_success(&run(env.plugin().args(["sign", &target])), "sign");
+}
