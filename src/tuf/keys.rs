@@ -40,6 +40,11 @@ pub struct PublicKey {
     pub public: Vec<u8>,
 }
 
+/// Certificates one `*-x509` key may carry: its leaf and intermediates.
+pub const MAX_CERTS_PER_KEY: usize = 8;
+
+const CERT_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
 /// Why a signature or key was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum KeyError {
@@ -144,6 +149,21 @@ impl PublicKey {
 
     /// The certificates of an `*-x509` key, leaf first.
     pub fn certificates(&self) -> Result<Vec<Certificate>, KeyError> {
+        // Counted before parsing: a hostile root could carry thousands of certificates in one
+        // key, and the chain walk to a pinned CA is quadratic in their number.
+        let blocks = self
+            .public
+            .windows(CERT_BEGIN.len())
+            .filter(|w| *w == CERT_BEGIN)
+            .count();
+        if blocks > MAX_CERTS_PER_KEY {
+            return Err(KeyError::BadKey {
+                keytype: self.keytype.clone(),
+                reason: format!(
+                    "{blocks} certificates, more than the {MAX_CERTS_PER_KEY} a leaf and its intermediates need"
+                ),
+            });
+        }
         let certs = Certificate::load_pem_chain(&self.public).map_err(|e| KeyError::BadKey {
             keytype: self.keytype.clone(),
             reason: format!("certificate PEM: {e}"),

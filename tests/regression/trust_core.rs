@@ -455,3 +455,26 @@ fn first_root_with_thousands_of_signatures_is_refused_before_checking_them() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+// See: #8 item 17 (a root key carrying thousands of certificates is refused before parsing)
+#[test]
+fn root_key_with_thousands_of_certificates_is_refused() {
+    let w = World::new(1);
+    let mut v: serde_json::Value = serde_json::from_slice(&w.root_bytes).unwrap();
+    let id = w.root_cert.id();
+    let pem = String::from_utf8(w.root_cert.public.clone()).unwrap();
+    let bloated = pem.repeat(3000);
+    use base64::Engine as _;
+    v["signed"]["keys"][&id]["keyval"]["public"] = base64::engine::general_purpose::STANDARD
+        .encode(bloated)
+        .into();
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let started = std::time::Instant::now();
+    let err = verify::trust_first_root(GUN, &bytes, now(), &RootTrust::Tofu).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("3000 certificates, more than the 8"),
+        "{err}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
