@@ -5,9 +5,13 @@ use std::path::PathBuf;
 
 use zeroize::Zeroizing;
 
-use super::{Context, Error};
+use super::trust::TrustRepo;
+use super::{Context, Error, Format, cancellable};
 use crate::dockercfg::ConfigDir;
 use crate::keystore::import::{self, Block, ImportError, Outcome, Passphrases};
+use crate::keystore::keys;
+use crate::notary::client::Repo;
+use crate::reference::ImageRef;
 
 /// Arguments of `key`.
 #[derive(Debug, clap::Args)]
@@ -27,6 +31,20 @@ enum KeyCommand {
     /// NOTARY_*_PASSPHRASE variables, else a prompt on the terminal. Nothing is stored unless
     /// every key decrypts; the files are left in place.
     Import(ImportArgs),
+    /// List the signing keys in the keyring; with REPO, which of its roles each key signs and
+    /// which roles have no key here.
+    #[command(alias = "ls")]
+    List(ListArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ListArgs {
+    /// A repository whose verified trust data to match the keys against.
+    #[arg(value_name = "REPO")]
+    repo: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    format: Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -41,6 +59,7 @@ impl KeyArgs {
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         match self.command {
             KeyCommand::Import(a) => a.run(ctx),
+            KeyCommand::List(a) => a.run(ctx).await,
         }
     }
 }
@@ -82,6 +101,166 @@ impl ImportArgs {
             shown.join(" ")
         );
         Ok(())
+    }
+}
+
+/// One key of `key list`.
+#[derive(Debug, serde::Serialize)]
+struct Listed {
+    id: String,
+    role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gun: Option<String>,
+    algorithm: &'static str,
+    imported: bool,
+    entry: String,
+    /// With REPO: the roles of its trust data this key can sign.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    signs: Option<Vec<String>>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct Listing {
+    keys: Vec<Listed>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repository: Option<String>,
+    /// With REPO: roles whose keys are all elsewhere (snapshot and timestamp are usually
+    /// the server's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    roles_without_key: Option<Vec<String>>,
+}
+
+/// Every role of `repo` with the (canonical) key IDs that may sign it.
+fn role_keys(repo: &Repo) -> Vec<(String, Vec<String>)> {
+    let root = &repo.root.root;
+    let canonical = |keys: &std::collections::BTreeMap<String, crate::tuf::keys::PublicKey>,
+                     ids: &[String]| {
+        ids.iter()
+            .map(|id| {
+                keys.get(id)
+                    .and_then(|k| k.canonical_id().ok())
+                    .unwrap_or_else(|| id.clone())
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut out: Vec<(String, Vec<String>)> = root
+        .roles
+        .iter()
+        .map(|(name, r)| (name.clone(), canonical(&root.keys, &r.keyids)))
+        .collect();
+    for v in &repo.roles {
+        let d = &v.targets.delegations;
+        for r in &d.roles {
+            if out.iter().any(|(n, _)| *n == r.name) {
+                continue;
+            }
+            let ids = r.keyids.clone().unwrap_or_default();
+            out.push((r.name.clone(), canonical(&d.keys, &ids)));
+        }
+    }
+    out
+}
+
+impl ListArgs {
+    async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let held = keys::list()?;
+        let repo = match &self.repo {
+            Some(r) => {
+                let image = ImageRef::parse(r)?;
+                Some(
+                    cancellable(&ctx.cancel, async {
+                        let t = TrustRepo::open(ctx, &image).await?;
+                        t.update().await
+                    })
+                    .await?,
+                )
+            }
+            None => None,
+        };
+        let roles = repo.as_ref().map(role_keys);
+        let mut listing = Listing {
+            keys: held
+                .iter()
+                .map(|h| {
+                    let id = h.key.public().id();
+                    let signs = roles.as_ref().map(|roles| {
+                        roles
+                            .iter()
+                            .filter(|(_, ids)| ids.contains(&id))
+                            .map(|(n, _)| n.clone())
+                            .collect()
+                    });
+                    Listed {
+                        id,
+                        role: h.label.role.clone(),
+                        gun: h.label.gun.clone(),
+                        algorithm: h.key.algorithm(),
+                        imported: h.imported,
+                        entry: h.entry.clone(),
+                        signs,
+                    }
+                })
+                .collect(),
+            repository: repo.as_ref().map(|r| r.gun.clone()),
+            roles_without_key: None,
+        };
+        if let Some(roles) = &roles {
+            listing.roles_without_key = Some(
+                roles
+                    .iter()
+                    .filter(|(_, ids)| !listing.keys.iter().any(|k| ids.contains(&k.id)))
+                    .map(|(n, _)| n.clone())
+                    .collect(),
+            );
+            // Only keys that sign something here are of interest for one repository.
+            listing
+                .keys
+                .retain(|k| k.signs.as_ref().is_some_and(|s| !s.is_empty()));
+        }
+        match self.format {
+            Format::Json => println!(
+                "{}",
+                serde_json::to_string_pretty(&listing).unwrap_or_default()
+            ),
+            Format::Text => print_listing(&listing),
+        }
+        Ok(())
+    }
+}
+
+fn print_listing(l: &Listing) {
+    if l.keys.is_empty() {
+        println!(
+            "No signing keys in the keyring{}.",
+            match &l.repository {
+                Some(r) => format!(" for {r}"),
+                None => String::new(),
+            }
+        );
+    } else {
+        println!(
+            "{:<64}  {:<18}  {:<9}  {:<8}  GUN / SIGNS",
+            "ID", "ROLE", "ALGORITHM", "SOURCE"
+        );
+        for k in &l.keys {
+            let last = match &k.signs {
+                Some(s) => s.join(", "),
+                None => k.gun.clone().unwrap_or_default(),
+            };
+            let source = if k.imported { "imported" } else { "created" };
+            println!(
+                "{:<64}  {:<18}  {:<9}  {:<8}  {last}",
+                k.id, k.role, k.algorithm, source
+            );
+        }
+    }
+    if let (Some(repo), Some(missing)) = (&l.repository, &l.roles_without_key) {
+        if !missing.is_empty() {
+            println!(
+                "Roles of {repo} with no key here: {} (snapshot and timestamp are usually kept by the server)",
+                missing.join(", ")
+            );
+        }
     }
 }
 

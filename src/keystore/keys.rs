@@ -134,6 +134,14 @@ impl SigningKey {
         }
     }
 
+    /// The algorithm, as notary names key types (`ecdsa`, `ed25519`).
+    pub fn algorithm(&self) -> &'static str {
+        match self {
+            SigningKey::Ed25519(_) => keytype::ED25519,
+            SigningKey::P256(_) => keytype::ECDSA,
+        }
+    }
+
     /// Signs `msg` (canonical bytes); returns the Notary method and signature bytes.
     pub fn sign(&self, msg: &[u8]) -> (&'static str, Vec<u8>) {
         match self {
@@ -290,6 +298,69 @@ pub fn delete(name: &KeyName) -> Result<bool, KeystoreError> {
         Err(keyring_core::Error::NoEntry) => Ok(false),
         Err(e) => Err(super::map_error(&e)),
     }
+}
+
+/// A key held in the keyring, as `key list` shows it.
+#[derive(Debug)]
+pub struct Held {
+    /// The entry name (`root`, `targets:<GUN>`, `key:<ID>`).
+    pub entry: String,
+    /// The key.
+    pub key: SigningKey,
+    /// Role and GUN: from the import for `key:` entries, from the entry name otherwise.
+    pub label: KeyLabel,
+    /// Whether it was imported (rather than created here).
+    pub imported: bool,
+}
+
+/// Every signing key of this keyring service, sorted by entry name. Entries that are not keys
+/// (cached tokens) are left out.
+pub fn list() -> Result<Vec<Held>, KeystoreError> {
+    super::ensure_store()?;
+    let spec = std::collections::HashMap::from([("service", super::service())]);
+    let found = keyring_core::Entry::search(&spec).map_err(|e| super::map_error(&e))?;
+    let mut names: Vec<String> = found
+        .iter()
+        .filter_map(|e| e.get_specifiers())
+        .filter(|(service, _)| service == super::service())
+        .map(|(_, user)| user)
+        .collect();
+    names.sort();
+    names.dedup();
+    let mut out = Vec::new();
+    for user in names {
+        let (name, label) = if user == "root" {
+            (
+                KeyName::Root,
+                KeyLabel {
+                    role: "root".into(),
+                    gun: None,
+                },
+            )
+        } else if let Some(gun) = user.strip_prefix("targets:") {
+            (
+                KeyName::Targets { gun: gun.into() },
+                KeyLabel {
+                    role: "targets".into(),
+                    gun: Some(gun.into()),
+                },
+            )
+        } else if let Some(id) = user.strip_prefix("key:") {
+            (KeyName::Id { id: id.into() }, KeyLabel::default())
+        } else {
+            continue;
+        };
+        if let Some((key, stored)) = get_labeled(&name)? {
+            let imported = matches!(name, KeyName::Id { .. });
+            out.push(Held {
+                entry: user,
+                key,
+                label: stored.unwrap_or(label),
+                imported,
+            });
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

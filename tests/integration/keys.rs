@@ -64,6 +64,37 @@ fn private_dir(env: &TestEnv) -> std::path::PathBuf {
     env.config.join("trust").join("private")
 }
 
+/// The key IDs (file names) of docker's root and targets keys: `[("root", id), ("targets", id)]`.
+fn key_ids_by_role(env: &TestEnv) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = std::fs::read_dir(private_dir(env))
+        .unwrap()
+        .map(|e| {
+            let p = e.unwrap().path();
+            let text = std::fs::read_to_string(&p).unwrap();
+            let role = if text.contains("role: root") {
+                "root"
+            } else {
+                "targets"
+            };
+            let id = p.file_stem().unwrap().to_string_lossy().into_owned();
+            (role.to_string(), id)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Whether `key list` shows a key with this ID.
+fn keyring_has(env: &TestEnv, id: &str) -> bool {
+    let out = run(env.plugin().args(["key", "list", "--format", "json"]));
+    assert_success(&out, "key list");
+    json(&out)["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|k| k["id"] == id)
+}
+
 /// Copies docker's key files to `to`, so a test can add bad files next to them.
 fn copy_keys(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
@@ -106,6 +137,36 @@ fn docker_pushed_repository_is_signed_here_after_key_import() {
         "{again}"
     );
     assert!(!again.contains("Imported:"), "{again}");
+
+    // key list REPO matches the imported keys against the verified trust data.
+    let out = run(env
+        .plugin()
+        .args(["key", "list", &repo, "--format", "json"]));
+    assert_success(&out, "key list REPO");
+    let listing = json(&out);
+    let ids = key_ids_by_role(&env);
+    assert_eq!(listing["repository"], repo.as_str());
+    let keys = listing["keys"].as_array().unwrap();
+    for (role, id) in &ids {
+        let k = keys
+            .iter()
+            .find(|k| k["id"] == id.as_str())
+            .unwrap_or_else(|| panic!("{role} key {id} not listed: {listing}"));
+        assert_eq!(k["signs"], serde_json::json!([role]), "{listing}");
+        assert_eq!(k["algorithm"], "ecdsa");
+    }
+    assert_eq!(
+        listing["roles_without_key"],
+        serde_json::json!(["snapshot", "timestamp"]),
+        "{listing}"
+    );
+    let out = run(env.plugin().args(["key", "list", &repo]));
+    assert_success(&out, "key list REPO (text)");
+    assert!(
+        stdout(&out).contains("with no key here: snapshot, timestamp"),
+        "{}",
+        stdout(&out)
+    );
 
     let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
     assert_success(&out, "trustacr sign with docker's targets key");
@@ -159,19 +220,14 @@ fn bad_key_files_are_refused_and_nothing_is_imported() {
     push(&env, &format!("{repo}:v2"), "to sign", false);
     let target = format!("{repo}:v2");
     let docker_keys = private_dir(&env);
-    let targets_id = std::fs::read_dir(&docker_keys)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .contains("role: targets")
-        })
-        .unwrap()
-        .file_stem()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
+    let ids = key_ids_by_role(&env);
+    let (root_id, targets_id) = (ids[0].1.clone(), ids[1].1.clone());
+    let nothing_stored = || {
+        assert_cannot_sign(&env, &target);
+        assert!(!keyring_has(&env, &root_id), "root key was stored");
+        assert!(!keyring_has(&env, &targets_id), "targets key was stored");
+    };
+    nothing_stored();
 
     // Wrong repository passphrase: the error names the key ID, role and GUN; the root key,
     // which did decrypt, is not stored either.
@@ -189,7 +245,7 @@ fn bad_key_files_are_refused_and_nothing_is_imported() {
     }
     assert!(!err.contains("not-the-passphrase"), "{err}");
     assert!(!stdout(&out).contains("Imported"), "{}", stdout(&out));
-    assert_cannot_sign(&env, &target);
+    nothing_stored();
 
     // Next to the good keys: a damaged PEM, a public key, an unreadable entry. Each refuses
     // the whole import and says which file.
@@ -233,7 +289,7 @@ fn bad_key_files_are_refused_and_nothing_is_imported() {
         let err = stderr(&out);
         assert!(err.contains(expect), "{name}: {err}");
         assert!(err.contains("Nothing was imported"), "{name}: {err}");
-        assert_cannot_sign(&env, &target);
+        nothing_stored();
     }
 
     // The good files alone still import, and then signing works.
