@@ -254,13 +254,13 @@ fn print_listing(l: &Listing) {
             );
         }
     }
-    if let (Some(repo), Some(missing)) = (&l.repository, &l.roles_without_key) {
-        if !missing.is_empty() {
-            println!(
-                "Roles of {repo} with no key here: {} (snapshot and timestamp are usually kept by the server)",
-                missing.join(", ")
-            );
-        }
+    if let (Some(repo), Some(missing)) = (&l.repository, &l.roles_without_key)
+        && !missing.is_empty()
+    {
+        println!(
+            "Roles of {repo} with no key here: {} (snapshot and timestamp are usually kept by the server)",
+            missing.join(", ")
+        );
     }
 }
 
