@@ -379,11 +379,6 @@ pub async fn token(
 ) -> Result<EntraToken, EntraError> {
     let client = client_options(http);
     let (tenant, _) = tenant_and_client(opts);
-    let limit = tool::timeout().map_err(|reason| EntraError::Refused {
-        source_name: "developer tools (az, azd)",
-        reason,
-        chosen: true,
-    })?;
     let mut attempts = Vec::new();
     for kind in ORDER.into_iter().filter(|&k| configured(opts, k)) {
         let got = match source(kind, opts, &client) {
@@ -395,7 +390,11 @@ pub async fn token(
                 }
                 Err(e) => Err(Failure::Refused(short(&e))),
             },
-            Ok(Source::Tool(t)) => tool::token(t, scope, tenant.as_deref(), limit).await,
+            // A bad TRUSTACR_CLI_TIMEOUT is this source's failure, and stops the chain.
+            Ok(Source::Tool(t)) => match tool::timeout() {
+                Ok(limit) => tool::token(t, scope, tenant.as_deref(), limit).await,
+                Err(why) => Err(Failure::Refused(why)),
+            },
         };
         let token = match got {
             Ok(t) => t,
