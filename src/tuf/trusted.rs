@@ -420,6 +420,9 @@ async fn top_level<S: Source + Sync>(
     };
     let snapshot =
         verify::verify_snapshot(&root.root, &timestamp, &snap_bytes, cx.now, snap_floor)?;
+    if let Some(src) = floors {
+        src.keep("snapshot", &snap_bytes);
+    }
     Ok((timestamp, ts_bytes, snapshot, snap_bytes))
 }
 

@@ -30,7 +30,7 @@ pub struct DirFetch {
 }
 
 impl DirFetch {
-    fn file_for(&self, name: &str) -> PathBuf {
+    pub fn file_for(&self, name: &str) -> PathBuf {
         let stem = name.strip_suffix(".json").unwrap_or(name);
         // `<role>.<hex>.json` → `<role>.json`; `<v>.root.json` stays as is.
         let plain = match stem.rsplit_once('.') {
@@ -473,4 +473,76 @@ pub fn without_floors(mut state: BTreeMap<PathBuf, Vec<u8>>) -> BTreeMap<PathBuf
         )
     });
     state
+}
+
+/// The trust core's [`Source`] in memory: files by the names a notary server serves them
+/// under (checksum names map to the plain role, as [`DirFetch`] does), a cache, and a log of
+/// what the core asked, cached early and read. No client, no files.
+pub struct MemSource {
+    /// Server files by plain name (`root.json`, `targets/releases.json`, `2.root.json`).
+    pub server: BTreeMap<String, Vec<u8>>,
+    /// Cached files by role.
+    pub cache: Mutex<BTreeMap<String, Vec<u8>>>,
+    /// `fetch NAME`, `cached ROLE` and `keep ROLE`, in order.
+    pub log: Mutex<Vec<String>>,
+}
+
+impl MemSource {
+    /// The files of a server directory.
+    pub fn from_dir(dir: &Path) -> Self {
+        fn walk(base: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+            for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let p = e.path();
+                if p.is_dir() {
+                    walk(base, &p, out);
+                } else {
+                    let rel = p.strip_prefix(base).unwrap().to_string_lossy().into_owned();
+                    out.insert(rel, std::fs::read(&p).unwrap());
+                }
+            }
+        }
+        let mut server = BTreeMap::new();
+        walk(dir, dir, &mut server);
+        MemSource {
+            server,
+            cache: Mutex::new(BTreeMap::new()),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The log so far.
+    pub fn log(&self) -> Vec<String> {
+        self.log.lock().unwrap().clone()
+    }
+}
+
+impl docker_trustacr::tuf::trusted::Source for MemSource {
+    type Error = std::convert::Infallible;
+
+    fn fetch(
+        &self,
+        name: &str,
+        _limit: u64,
+    ) -> impl std::future::Future<Output = Result<Option<Vec<u8>>, Self::Error>> + Send {
+        self.log.lock().unwrap().push(format!("fetch {name}"));
+        let plain = DirFetch {
+            dir: PathBuf::new(),
+        }
+        .file_for(name);
+        let found = self.server.get(plain.to_str().unwrap_or_default()).cloned();
+        std::future::ready(Ok(found))
+    }
+
+    fn cached(&self, role: &str) -> Option<Vec<u8>> {
+        self.log.lock().unwrap().push(format!("cached {role}"));
+        self.cache.lock().unwrap().get(role).cloned()
+    }
+
+    fn keep(&self, role: &str, bytes: &[u8]) {
+        self.log.lock().unwrap().push(format!("keep {role}"));
+        self.cache
+            .lock()
+            .unwrap()
+            .insert(role.to_string(), bytes.to_vec());
+    }
 }

@@ -478,3 +478,96 @@ fn root_key_with_thousands_of_certificates_is_refused() {
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
+
+/// Runs the trust core alone on `src`.
+fn core_update(
+    src: &MemSource,
+) -> Result<
+    docker_trustacr::tuf::trusted::Verified,
+    docker_trustacr::tuf::trusted::UpdateError<std::convert::Infallible>,
+> {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(docker_trustacr::tuf::trusted::update(
+            src,
+            GUN,
+            now(),
+            &RootTrust::Tofu,
+            &docker_trustacr::tuf::verify::Limits::default(),
+        ))
+}
+
+// See: #13 item 1 (the core runs without the client: it asks its source for every byte, and
+// keeps floors early only under a cached root)
+#[test]
+fn trust_core_alone_asks_for_each_file_and_keeps_floors_only_under_a_cached_root() {
+    let w = world_with_releases();
+    let src = MemSource::from_dir(w.server.path());
+    let cold = core_update(&src).unwrap();
+    let fetched: Vec<String> = src
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("fetch ") || l.starts_with("keep "))
+        .collect();
+    assert_eq!(fetched[..2], ["fetch root.json", "fetch timestamp.json"]);
+    assert!(fetched[2].starts_with("fetch snapshot."), "{fetched:?}");
+    assert!(fetched[3].starts_with("fetch targets."), "{fetched:?}");
+    assert!(
+        fetched[4].starts_with("fetch targets/releases."),
+        "{fetched:?}"
+    );
+    assert_eq!(
+        fetched.len(),
+        5,
+        "a cold update keeps nothing early: {fetched:?}"
+    );
+    let roles: Vec<&str> = cold.writes.iter().map(|(r, _)| r.as_str()).collect();
+    assert_eq!(
+        roles,
+        [
+            "root",
+            "timestamp",
+            "snapshot",
+            "targets",
+            "targets/releases"
+        ]
+    );
+
+    // Warm: the caller cached the writes; the core fetches the timestamp only and keeps the
+    // floors as they verify.
+    *src.cache.lock().unwrap() = cold.writes.into_iter().collect();
+    src.log.lock().unwrap().clear();
+    let warm = core_update(&src).unwrap();
+    let io: Vec<String> = src
+        .log()
+        .into_iter()
+        .filter(|l| l.starts_with("fetch ") || l.starts_with("keep "))
+        .collect();
+    assert_eq!(
+        io,
+        ["fetch timestamp.json", "keep timestamp", "keep snapshot"]
+    );
+    assert_eq!(
+        warm.repo.find_target("v1").unwrap().unwrap().role(),
+        "targets/releases"
+    );
+}
+
+// See: #8 item 17 (the snapshot floor too)
+#[test]
+fn snapshot_floor_advances_even_when_targets_is_refused() {
+    let w = World::new(1);
+    w.publish(1, 1, &w.targets(1, &[("v1", b"m")], None), &[]);
+    w.update().unwrap();
+    w.publish(2, 2, &w.targets(2, &[("v1", b"n")], None), &[]);
+    std::fs::remove_file(w.server.path().join("targets.json")).unwrap();
+    w.refused_with(|e| matches!(e, VerifyError::Withheld { role } if role == "targets"));
+    assert_eq!(w.cached_version("timestamp"), Some(2));
+    assert_eq!(w.cached_version("snapshot"), Some(2));
+    assert_eq!(
+        w.cached_version("targets"),
+        Some(1),
+        "targets did not verify"
+    );
+}
