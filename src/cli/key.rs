@@ -8,6 +8,7 @@ use zeroize::Zeroizing;
 use super::trust::TrustRepo;
 use super::{Context, Error, Format, cancellable};
 use crate::dockercfg::ConfigDir;
+use crate::keystore::export::{self, ExportError};
 use crate::keystore::import::{self, Block, ImportError, Outcome, Passphrases};
 use crate::keystore::keys;
 use crate::notary::client::Repo;
@@ -35,6 +36,31 @@ enum KeyCommand {
     /// which roles have no key here.
     #[command(alias = "ls")]
     List(ListArgs),
+    /// Back up keys from the keyring in docker's and notary's own format.
+    ///
+    /// One encrypted PEM block per key (PBES2, with `path`, `role` and `gun` headers), which
+    /// `notary key import`, `docker trust key load` and `key import` read. The root key's
+    /// passphrase comes from DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE (or NOTARY_ROOT_PASSPHRASE),
+    /// the others' from DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE (or the NOTARY_* one for the
+    /// role), else a prompt on the terminal (at least 8 characters).
+    Export(ExportArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ExportArgs {
+    /// Only keys of this role (root, targets, or a signer/delegation name).
+    #[arg(long)]
+    role: Option<String>,
+    /// Only keys that sign roles of this repository's verified trust data (or were imported
+    /// for it).
+    #[arg(value_name = "REPO")]
+    repo: Option<String>,
+    /// The file to write (mode 0600).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Replace FILE if it exists.
+    #[arg(long)]
+    force: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -60,6 +86,7 @@ impl KeyArgs {
         match self.command {
             KeyCommand::Import(a) => a.run(ctx),
             KeyCommand::List(a) => a.run(ctx).await,
+            KeyCommand::Export(a) => a.run(ctx).await,
         }
     }
 }
@@ -262,6 +289,132 @@ fn print_listing(l: &Listing) {
             missing.join(", ")
         );
     }
+}
+
+impl ExportArgs {
+    async fn run(self, ctx: &Context) -> Result<(), Error> {
+        let image = self.repo.as_deref().map(ImageRef::parse).transpose()?;
+        let gun = image.as_ref().map(ImageRef::gun);
+        // The repository's own key IDs, from its verified trust data: the root key is shared
+        // by many repositories and carries no GUN.
+        let repo_ids: Option<Vec<String>> = match &image {
+            Some(image) => {
+                let repo = cancellable(&ctx.cancel, async {
+                    let t = TrustRepo::open(ctx, image).await?;
+                    t.update().await
+                })
+                .await?;
+                Some(
+                    role_keys(&repo)
+                        .into_iter()
+                        .flat_map(|(_, ids)| ids)
+                        .collect(),
+                )
+            }
+            None => None,
+        };
+        let held: Vec<keys::Held> = keys::list()?
+            .into_iter()
+            .filter(|h| match (&gun, &repo_ids) {
+                (Some(g), Some(ids)) => {
+                    ids.contains(&h.key.public().id()) || h.label.gun.as_deref() == Some(g.as_str())
+                }
+                _ => true,
+            })
+            .filter(|h| self.role.as_ref().is_none_or(|r| *r == h.label.role))
+            .collect();
+        if held.is_empty() {
+            let mut what = Vec::new();
+            if let Some(g) = &gun {
+                what.push(format!("repository {g}"));
+            }
+            if let Some(r) = &self.role {
+                what.push(format!("role {r}"));
+            }
+            if what.is_empty() {
+                what.push("anything".into());
+            }
+            return Err(ExportError::NoKeys(what.join(" and ")).into());
+        }
+        let mut text = String::new();
+        let mut typed: Vec<(bool, Zeroizing<String>)> = Vec::new();
+        for h in &held {
+            let id = h.key.public().id();
+            let pass = export_passphrase(&h.label.role, &id, &mut typed)?;
+            text.push_str(&export::encrypted_pem(&h.key, &h.label, &pass)?);
+        }
+        export::write_private_file(&self.output, &text, self.force)?;
+        for h in &held {
+            let gun = h
+                .label
+                .gun
+                .as_ref()
+                .map(|g| format!(" for {g}"))
+                .unwrap_or_default();
+            println!(
+                "Exported: {} key {}{gun}",
+                h.label.role,
+                h.key.public().id()
+            );
+        }
+        println!(
+            "Wrote {} (mode 0600). It restores with `docker trustacr key import {0}` or `notary key import {0}`; keep it off this machine, with its passphrases stored apart from it",
+            self.output.display()
+        );
+        Ok(())
+    }
+}
+
+/// The passphrase for exporting a key of `role`: docker's or notary's variable, else typed
+/// twice on the terminal (at least 8 characters, as docker asks). A typed one is reused for
+/// the other keys of the same kind (root / not root), in `typed`.
+fn export_passphrase(
+    role: &str,
+    id: &str,
+    typed: &mut Vec<(bool, Zeroizing<String>)>,
+) -> Result<Zeroizing<String>, ExportError> {
+    let vars = import::passphrase_vars(role);
+    for v in vars {
+        if let Ok(p) = std::env::var(v)
+            && !p.is_empty()
+        {
+            return Ok(Zeroizing::new(p));
+        }
+    }
+    let is_root = role == "root";
+    if let Some((_, p)) = typed.iter().find(|(r, _)| *r == is_root) {
+        return Ok(p.clone());
+    }
+    let short: String = id.chars().take(7).collect();
+    let kind = if is_root { "root" } else { "repository" };
+    let io =
+        |e: std::io::Error| ExportError::BadPassphrase(format!("cannot read the passphrase: {e}"));
+    let Some(first) = terminal::read_hidden(&format!(
+        "Enter a passphrase to encrypt the {kind} key with ID {short} in the export: "
+    ))
+    .map_err(io)?
+    else {
+        return Err(ExportError::NoPassphrase {
+            role: role.to_string(),
+            id: id.to_string(),
+            vars: vars.join(" or "),
+        });
+    };
+    if first.chars().count() < 8 {
+        return Err(ExportError::BadPassphrase(
+            "the passphrase must have at least 8 characters".into(),
+        ));
+    }
+    let again = terminal::read_hidden("Repeat the passphrase: ")
+        .map_err(io)?
+        .unwrap_or_default();
+    if *again != *first {
+        return Err(ExportError::BadPassphrase(
+            "the passphrases do not match".into(),
+        ));
+    }
+    typed.push((is_root, first.clone()));
+    Ok(first)
 }
 
 /// Passphrases from docker's and notary's variables, then a no-echo prompt on the terminal.

@@ -141,6 +141,9 @@ pub enum Error {
     /// Key files could not be imported; nothing was stored.
     #[error("{}", key_import_errors(.0))]
     KeyImport(Vec<crate::keystore::import::ImportError>),
+    /// A key backup could not be written.
+    #[error(transparent)]
+    KeyExport(#[from] crate::keystore::export::ExportError),
     /// The tag has no valid signature.
     #[error("No valid trust data for {tag} in {gun}{}", skipped_note(skipped))]
     NotSigned {

@@ -7,6 +7,7 @@
 //! Signing code reaches keys only through [`KeySource`] ([`source`]); [`Keyring`] is the
 //! keyring's implementation, which creates missing keys under a per-user lock ([`lock`]).
 
+pub mod export;
 pub mod import;
 pub mod keys;
 pub mod lock;

@@ -296,3 +296,110 @@ fn bad_key_files_are_refused_and_nothing_is_imported() {
     assert_success(&run(env.plugin().args(["key", "import"])), "key import");
     assert_success(&run(env.plugin().args(["sign", &target])), "sign");
 }
+
+#[test]
+fn exported_keys_sign_with_notary_and_restore_the_keyring() {
+    let mut env = dct_env();
+    // notary reads the exported blocks with its own variables: the same passphrases.
+    env.set("NOTARY_ROOT_PASSPHRASE", ROOT_PASS);
+    env.set("NOTARY_TARGETS_PASSPHRASE", REPO_PASS);
+    let repo = unique_repo(&stack().registry, "export");
+    push(
+        &env,
+        &format!("{repo}:v1"),
+        "pushed by docker with DCT",
+        true,
+    );
+    let d2 = push(&env, &format!("{repo}:v2"), "to sign after restore", false);
+    assert_success(&run(env.plugin().args(["key", "import"])), "key import");
+    let ids = key_ids_by_role(&env);
+
+    let backup = env.home.join("backup.pem");
+    let out = run(env
+        .plugin()
+        .args(["key", "export", &repo, "-o"])
+        .arg(&backup));
+    assert_success(&out, "key export");
+    let text = std::fs::read_to_string(&backup).unwrap();
+    assert_eq!(
+        text.matches("-----BEGIN ENCRYPTED PRIVATE KEY-----")
+            .count(),
+        2,
+        "{text}"
+    );
+    for (role, id) in &ids {
+        assert!(
+            text.contains(&format!("path: {id}\nrole: {role}\n")),
+            "{text}"
+        );
+    }
+    assert!(text.contains(&format!("gun: {repo}\n")), "{text}");
+    assert!(!text.contains(ROOT_PASS) && !text.contains(REPO_PASS));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&backup).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // No overwrite without --force; the file is unchanged.
+    let out = run(env
+        .plugin()
+        .args(["key", "export", &repo, "-o"])
+        .arg(&backup));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("--force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(&backup).unwrap(), text);
+
+    // The notary CLI loads the backup and signs a new target with docker's targets key.
+    let out = notary(&env, &["key", "import", backup.to_str().unwrap()]);
+    assert_success(&out, "notary key import");
+    let abc = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad";
+    let out = notary(
+        &env,
+        &["addhash", &repo, "from-notary", "3", "--sha256", abc, "-p"],
+    );
+    assert_success(&out, "notary addhash -p with the exported key");
+    let out = notary(&env, &["list", &repo]);
+    assert!(
+        stdout(&out)
+            .lines()
+            .any(|l| l.starts_with("from-notary") && l.contains(abc)),
+        "{}",
+        stdout(&out)
+    );
+
+    // Wipe the keyring entries: signing fails. Import the backup: signing works again.
+    for (_, id) in &ids {
+        assert_success(
+            &run(env.cmd("secret-tool").args([
+                "clear",
+                "service",
+                "docker-trustacr",
+                "username",
+                &format!("key:{id}"),
+            ])),
+            "secret-tool clear",
+        );
+        assert!(!keyring_has(&env, id), "{id} still in the keyring");
+    }
+    assert_cannot_sign(&env, &format!("{repo}:v2"));
+    let out = run(env.plugin().args(["key", "import"]).arg(&backup));
+    assert_success(&out, "key import of the backup");
+    assert_eq!(
+        stdout(&out).matches("Imported:").count(),
+        2,
+        "{}",
+        stdout(&out)
+    );
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:v2")])),
+        "sign after restore",
+    );
+    let out = run(env
+        .docker()
+        .args(["trust", "inspect", &format!("{repo}:v2")]));
+    assert_success(&out, "docker trust inspect");
+    assert_eq!(
+        json(&out)[0]["SignedTags"][0]["Digest"],
+        d2.trim_start_matches("sha256:")
+    );
+}
