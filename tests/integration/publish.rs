@@ -196,6 +196,12 @@ fn first_signers_racing_to_initialise_one_repository_all_land() {
     for t in &tags {
         docker_push(&env, &format!("{repo}:{t}"), t);
     }
+    // notary-server (v0.7, memory storage, local trust service) creates a new repository's
+    // timestamp and snapshot keys on the first GET of their `.key` URL, writing a Go map with no
+    // lock: racing first GETs crash it ("concurrent map writes") and every later test fails. That
+    // is a known bug of the test peer, not what this test is about (racing root UPLOADS), so the
+    // keys are created here, once, before the signers start.
+    create_server_keys(&repo);
     // The race, made certain: every signer is told the repository has no trust data (as each
     // would be if all read before any wrote), so all of them upload a new root; notary-server
     // accepts the first and refuses the others' roots.
@@ -241,6 +247,35 @@ fn first_signers_racing_to_initialise_one_repository_all_land() {
     for t in &tags {
         let out = run(env.plugin().args(["verify", &format!("{repo}:{t}")]));
         assert_success(&out, "verify each racing signer's tag");
+    }
+}
+
+/// Has the stack's notary-server create `gun`'s timestamp and snapshot keys, one request at a
+/// time (see the crash described in the racing-first-signers test).
+fn create_server_keys(gun: &str) {
+    let stack = stack();
+    for role in ["timestamp", "snapshot"] {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{role}.key", stack.notary_url);
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&stack.notary_ca)
+            .arg(&url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.ends_with("\n200") && text.contains("\"keytype\""),
+            "GET {url} did not return a key: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }
 
