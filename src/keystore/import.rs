@@ -252,6 +252,13 @@ fn walk(top: &Path, p: &Path, blocks: &mut Vec<Block>, errors: &mut Vec<ImportEr
         }
         return;
     }
+    let name = p.file_name().map(|n| n.to_string_lossy().to_string());
+    if name.is_some_and(|n| n.ends_with(".tar.gz") || n.ends_with(".tgz")) {
+        return match read_tarball(p) {
+            Ok(mut b) => blocks.append(&mut b),
+            Err(mut e) => errors.append(&mut e),
+        };
+    }
     let bytes = match std::fs::read(p) {
         Ok(b) => Zeroizing::new(b),
         Err(e) => return errors.push(read_err(e)),
@@ -264,6 +271,67 @@ fn walk(top: &Path, p: &Path, blocks: &mut Vec<Block>, errors: &mut Vec<ImportEr
     ) {
         Ok(mut b) => blocks.append(&mut b),
         Err(e) => errors.push(e),
+    }
+}
+
+/// Limits for archives, so a hostile one cannot exhaust memory: key files are a few hundred
+/// bytes, a key directory holds at most some thousands.
+const MAX_MEMBER: u64 = 64 * 1024;
+const MAX_MEMBERS: usize = 10_000;
+
+/// The `*.key` members of a gzip'd tar (the ACR guide's `tar -zcvf` of
+/// `~/.docker/trust/private`), read in memory: nothing is extracted to disk.
+fn read_tarball(p: &Path) -> Result<Vec<Block>, Vec<ImportError>> {
+    use std::io::Read;
+    let shown = p.display().to_string();
+    let err = |reason: String| {
+        vec![ImportError::Read {
+            path: shown.clone(),
+            reason,
+        }]
+    };
+    let f = std::fs::File::open(p).map_err(|e| err(e.to_string()))?;
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(f));
+    let entries = archive.entries().map_err(|e| err(e.to_string()))?;
+    let mut blocks = Vec::new();
+    let mut errors = Vec::new();
+    for (n, entry) in entries.enumerate() {
+        if n >= MAX_MEMBERS {
+            return Err(err(format!("more than {MAX_MEMBERS} members")));
+        }
+        let mut entry = entry.map_err(|e| err(format!("damaged archive: {e}")))?;
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let member = match entry.path() {
+            Ok(m) => m.into_owned(),
+            Err(e) => return Err(err(format!("damaged archive: {e}"))),
+        };
+        if member.extension().is_none_or(|x| x != "key") {
+            continue;
+        }
+        let where_ = format!("{shown}!{}", member.display());
+        if entry.size() > MAX_MEMBER {
+            errors.push(ImportError::BadPem {
+                path: where_,
+                reason: format!("larger than {MAX_MEMBER} bytes, not a key file"),
+            });
+            continue;
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_MEMBER as usize));
+        if let Err(e) = (&mut entry).take(MAX_MEMBER).read_to_end(&mut bytes) {
+            return Err(err(format!("damaged archive: {e}")));
+        }
+        let label = layout_label(Path::new(""), &member);
+        match parse_file(&where_, file_id(&member), label, &bytes) {
+            Ok(mut b) => blocks.append(&mut b),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(blocks)
+    } else {
+        Err(errors)
     }
 }
 
@@ -738,6 +806,40 @@ mod tests {
         let blocks = parse_file("ed.key", None, KeyLabel::default(), rfc8410.as_bytes()).unwrap();
         let e = decode_all(&blocks, &mut Fixed("", "")).unwrap_err();
         assert!(e[0].to_string().contains("RFC 8410"), "{}", e[0]);
+    }
+
+    #[test]
+    fn guide_backup_tarball_imports_like_the_directory() {
+        // As the ACR guide makes it: tar -zcvf backup.tar.gz of the private key directory.
+        let dir = tempfile::tempdir().unwrap();
+        let tarball = dir.path().join("docker_private_keys_backup.tar.gz");
+        let src = data("notary-v1/keys");
+        let ok = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&src)
+            .arg("-zcf")
+            .arg(&tarball)
+            .arg("docker-trust")
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "tar failed");
+        let blocks = collect(&[tarball]).unwrap();
+        let ec: Vec<Block> = blocks
+            .into_iter()
+            .filter(|b| b.label.role != "rsakey")
+            .collect();
+        let keys = decode_all(&ec, &mut Fixed("rootpw", "repopw")).unwrap();
+        assert_eq!(keys.len(), 8);
+        for k in &keys {
+            assert!(k.path.contains("!docker-trust/"), "{}", k.path);
+            assert!(
+                k.path.ends_with(&format!("{}.key", k.id)),
+                "{} {}",
+                k.path,
+                k.id
+            );
+        }
     }
 
     #[test]
