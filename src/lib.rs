@@ -5,6 +5,8 @@
 //! - [`cli`]: subcommands, and the edge where errors become messages and exit codes;
 //! - [`dockercfg`]: docker's config dir, `config.json`, contexts and registry credentials;
 //! - [`engine`]: the Docker engine through bollard;
+//! - [`entra`]: Microsoft Entra ID sign-in: the credential chain and its sources;
+//! - [`acr`]: Azure Container Registry: the Entra-to-ACR token exchange and its cache;
 //! - [`keystore`]: the OS keyring;
 //! - [`tuf`]: Notary v1 metadata and the verification core (no I/O);
 //! - [`notary`]: the Notary client: update, cache, publish;

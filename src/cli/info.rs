@@ -1,8 +1,10 @@
 //! `info`: where everything is and whether it works. It proves the plugin's wiring: docker's
 //! config dir and contexts, the engine through bollard, the keyring, and registry credentials.
 //!
-//! Every part is reported even when another fails; the exit code is non-zero when any part the
-//! report covers is broken, so scripts can use `info` as a health check.
+//! The report is the facts found (paths, endpoints, versions) plus a list of [`Check`]s, one per
+//! part, rendered by [`write_text`] and [`to_json`]. `doctor` extends the same list. Every part
+//! is checked even when another fails; the command fails when any check fails, so scripts can
+//! use `info` as a health check. Failures are returned to the edge, never printed here.
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -11,7 +13,7 @@ use serde::Serialize;
 
 use super::{Context, Error, Format, cancellable};
 use crate::dockercfg::context::{EndpointSource, resolve_endpoint};
-use crate::dockercfg::credentials::{self, CredentialSource};
+use crate::dockercfg::credentials::{self, Credential, CredentialSource};
 use crate::dockercfg::{ConfigDir, ConfigDirSource};
 use crate::engine::{DEFAULT_TIMEOUT, Engine, EngineVersion};
 use crate::keystore::{self, KeyringState};
@@ -29,6 +31,53 @@ pub struct InfoArgs {
     registry: Option<String>,
 }
 
+/// How a check came out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// The part works.
+    Ok,
+    /// The part works, but something will likely fail later (e.g. no registry credential).
+    Warn,
+    /// The part is broken; the command fails.
+    Fail,
+}
+
+/// One part `info` checks, and what it found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// Stable id, also the report section it belongs to: `config`, `engine`, `keyring`,
+    /// `registry`.
+    pub id: &'static str,
+    /// Outcome.
+    pub status: Status,
+    /// What was found, or what is wrong.
+    pub detail: String,
+    /// What to do, when the detail does not already say it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+impl Check {
+    fn ok(id: &'static str, detail: impl Into<String>) -> Self {
+        Check {
+            id,
+            status: Status::Ok,
+            detail: detail.into(),
+            hint: None,
+        }
+    }
+
+    fn fail(id: &'static str, error: &dyn std::fmt::Display) -> Self {
+        Check {
+            id,
+            status: Status::Fail,
+            detail: error.to_string(),
+            hint: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Report {
     version: &'static str,
@@ -38,9 +87,10 @@ struct Report {
     keyring: KeyringReport,
     #[serde(skip_serializing_if = "Option::is_none")]
     registry: Option<RegistryReport>,
+    checks: Vec<Check>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct ConfigReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     dir: Option<PathBuf>,
@@ -48,11 +98,9 @@ struct ConfigReport {
     source: Option<ConfigDirSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     trust_dir: Option<PathBuf>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct EngineReport {
     #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<String>,
@@ -62,8 +110,6 @@ struct EngineReport {
     source: Option<EndpointSource>,
     #[serde(skip_serializing_if = "Option::is_none")]
     server: Option<EngineVersion>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -82,118 +128,120 @@ struct RegistryReport {
     credential_kind: Option<&'static str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     username: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<String>,
 }
 
 impl Report {
-    fn problems(&self) -> Vec<&str> {
-        let mut p = Vec::new();
-        p.extend(self.config.error.as_deref());
-        p.extend(self.engine.error.as_deref());
-        if let KeyringState::Locked { message } | KeyringState::Unreachable { message } =
-            &self.keyring.state
-        {
-            p.push(message);
-        }
-        if let Some(r) = &self.registry {
-            p.extend(r.error.as_deref());
-        }
-        p
+    fn failure(&self, id: &str) -> Option<&str> {
+        self.checks
+            .iter()
+            .find(|c| c.id == id && c.status == Status::Fail)
+            .map(|c| c.detail.as_str())
+    }
+
+    /// The failed checks, as the errors the edge prints.
+    fn failures(&self) -> Vec<Error> {
+        self.checks
+            .iter()
+            .filter(|c| c.status == Status::Fail)
+            .map(|c| Error::Check {
+                id: c.id,
+                detail: c.detail.clone(),
+                hint: c.hint.clone(),
+            })
+            .collect()
     }
 }
 
 impl InfoArgs {
-    /// Builds the report, prints it, and fails when a part is broken.
+    /// Builds the report, prints it, and fails when a check fails.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         let report = cancellable(&ctx.cancel, async { Ok(self.collect(ctx).await) }).await?;
         let mut out = std::io::stdout().lock();
         let written = match self.format {
-            Format::Json => serde_json::to_writer_pretty(&mut out, &report)
+            Format::Json => serde_json::to_writer_pretty(&mut out, &to_json(&report))
                 .map_err(std::io::Error::other)
                 .and_then(|()| writeln!(out)),
             Format::Text => write_text(&mut out, &report),
-        };
+        }
+        .and_then(|()| out.flush());
         drop(out);
+        let mut failures = report.failures();
         if let Err(e) = written {
-            return Err(Error::Reported(format!(
-                "Error: cannot write the report: {e}"
-            )));
+            failures.insert(0, Error::Output(e));
         }
-        let problems = report.problems();
-        if problems.is_empty() {
-            return Ok(());
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Several(failures))
         }
-        for p in &problems {
-            eprintln!("Error: {p}");
-        }
-        Err(Error::Reported(format!(
-            "{} problem(s) found",
-            problems.len()
-        )))
     }
 
     async fn collect(&self, ctx: &Context) -> Report {
-        let mut config = ConfigReport {
-            dir: None,
-            source: None,
-            trust_dir: None,
-            error: None,
-        };
-        let mut engine = EngineReport {
-            endpoint: None,
-            context: None,
-            source: None,
-            server: None,
-            error: None,
-        };
+        let mut config = ConfigReport::default();
+        let mut engine = EngineReport::default();
+        let config_check;
+        let (mut engine_check, mut registry_check) = (None, None);
         let mut registry = self.registry.as_ref().map(|host| RegistryReport {
             host: host.clone(),
             credential_source: None,
             credential_kind: None,
             username: None,
-            error: None,
         });
 
         // The keyring probe is blocking D-Bus I/O; run it beside the engine call.
         let keyring = tokio::task::spawn_blocking(keystore::probe);
 
         match ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env) {
-            Err(e) => config.error = Some(e.to_string()),
+            Err(e) => config_check = Some(Check::fail("config", &e)),
             Ok(dir) => {
                 config.trust_dir = Some(dir.trust_dir());
                 config.dir = Some(dir.path.clone());
                 config.source = Some(dir.source);
                 let file = dir.load();
-                if let Err(e) = &file {
-                    config.error = Some(e.to_string());
-                }
+                config_check = Some(match &file {
+                    Ok(_) => Check::ok("config", format!("using {}", dir.config_file().display())),
+                    Err(e) => Check::fail("config", e),
+                });
                 let file = file.unwrap_or_default();
-                match resolve_endpoint(&ctx.globals, &ctx.env, &dir, &file) {
-                    Err(e) => engine.error = Some(e.to_string()),
-                    Ok(ep) => {
-                        engine.endpoint = Some(ep.host.clone());
-                        engine.context = Some(ep.context.clone());
-                        engine.source = Some(ep.source.clone());
-                        let answer = match Engine::connect(&ep, DEFAULT_TIMEOUT) {
-                            Ok(client) => client.version().await,
-                            Err(e) => Err(e),
-                        };
-                        match answer {
-                            Ok(v) => engine.server = Some(v),
-                            Err(e) => engine.error = Some(e.to_string()),
+                engine_check = Some(
+                    match resolve_endpoint(&ctx.globals, &ctx.env, &dir, &file) {
+                        Err(e) => Check::fail("engine", &e),
+                        Ok(ep) => {
+                            engine.endpoint = Some(ep.host.clone());
+                            engine.context = Some(ep.context.clone());
+                            engine.source = Some(ep.source.clone());
+                            let answer = match Engine::connect(&ep, DEFAULT_TIMEOUT) {
+                                Ok(client) => client.version().await,
+                                Err(e) => Err(e),
+                            };
+                            match answer {
+                                Ok(v) => {
+                                    let check = Check::ok(
+                                        "engine",
+                                        format!(
+                                            "Docker {} (API {}) at {}",
+                                            v.version, v.api_version, ep.host
+                                        ),
+                                    );
+                                    engine.server = Some(v);
+                                    check
+                                }
+                                Err(e) => Check::fail("engine", &e),
+                            }
                         }
-                    }
-                }
+                    },
+                );
                 if let Some(reg) = registry.as_mut() {
-                    match credentials::resolve(&file, &reg.host).await {
+                    registry_check = Some(match credentials::resolve(&file, &reg.host).await {
                         Ok(found) => {
+                            let check = registry_check_of(&reg.host, &found.credential);
                             reg.credential_kind = Some(found.credential.kind());
                             reg.username = found.credential.username().map(str::to_string);
                             reg.credential_source = Some(found.source);
+                            check
                         }
-                        Err(e) => reg.error = Some(e.to_string()),
-                    }
+                        Err(e) => Check::fail("registry", &e),
+                    });
                 }
             }
         }
@@ -201,6 +249,21 @@ impl InfoArgs {
         let state = keyring.await.unwrap_or_else(|e| KeyringState::Unreachable {
             message: format!("keyring probe failed: {e}"),
         });
+        let keyring_check = match &state {
+            KeyringState::Unlocked => Check::ok("keyring", state.to_string()),
+            KeyringState::Locked { .. } | KeyringState::Unreachable { .. } => {
+                Check::fail("keyring", &state)
+            }
+        };
+        let checks = [
+            config_check,
+            engine_check,
+            Some(keyring_check),
+            registry_check,
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         Report {
             version: env!("CARGO_PKG_VERSION"),
             mode: match ctx.mode {
@@ -214,8 +277,40 @@ impl InfoArgs {
                 state,
             },
             registry,
+            checks,
         }
     }
+}
+
+/// No credential is not an error (public repositories), but signing will need one.
+fn registry_check_of(host: &str, credential: &Credential) -> Check {
+    match credential {
+        Credential::Anonymous => Check {
+            id: "registry",
+            status: Status::Warn,
+            detail: format!("docker's configuration holds no credential for {host}"),
+            hint: Some(format!(
+                "sign in with `docker trustacr login {host}` (ACR) or `docker login {host}`"
+            )),
+        },
+        other => Check::ok("registry", other.kind()),
+    }
+}
+
+/// The JSON document: the report, plus each failed check's detail as the `error` of its
+/// section, where scripts written before the checks list look for it. The keyring section
+/// needs none: its `message` is the detail.
+fn to_json(r: &Report) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    for c in r.checks.iter().filter(|c| c.status == Status::Fail) {
+        if c.id == "keyring" {
+            continue;
+        }
+        if let Some(section) = v.get_mut(c.id).and_then(serde_json::Value::as_object_mut) {
+            section.insert("error".into(), c.detail.clone().into());
+        }
+    }
+    v
 }
 
 fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
@@ -237,7 +332,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         Some(t) => writeln!(out, " Trust dir:    {}", t.display())?,
         None => writeln!(out, " Trust dir:    {na}")?,
     }
-    if let Some(e) = &r.config.error {
+    if let Some(e) = r.failure("config") {
         writeln!(out, " Error:        {e}")?;
     }
     writeln!(out, "Engine:")?;
@@ -253,7 +348,7 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
         writeln!(out, " API version:  {}", v.api_version)?;
         writeln!(out, " OS/Arch:      {}", v.os_arch)?;
     }
-    if let Some(e) = &r.engine.error {
+    if let Some(e) = r.failure("engine") {
         writeln!(out, " Error:        {e}")?;
     }
     writeln!(out, "Keyring:")?;
@@ -270,9 +365,55 @@ fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
                 None => writeln!(out, " Kind:         {kind}")?,
             }
         }
-        if let Some(e) = &reg.error {
+        if let Some(e) = r.failure("registry") {
             writeln!(out, " Error:        {e}")?;
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_checks_fail_the_command_and_land_in_their_json_section() {
+        let report = Report {
+            version: "0",
+            mode: "standalone",
+            config: ConfigReport::default(),
+            engine: EngineReport::default(),
+            keyring: KeyringReport {
+                store: "test",
+                state: KeyringState::Unlocked,
+            },
+            registry: None,
+            checks: vec![
+                Check::ok("config", "using /c/config.json"),
+                Check::fail("engine", &"no engine"),
+                Check::ok("keyring", "reachable, unlocked"),
+                registry_check_of("r.io", &Credential::Anonymous),
+            ],
+        };
+        let v = to_json(&report);
+        assert_eq!(v["engine"]["error"], "no engine");
+        assert!(v["config"].get("error").is_none(), "{v}");
+        assert_eq!(v["checks"][3]["status"], "warn");
+        assert!(
+            v["checks"][3]["hint"]
+                .as_str()
+                .unwrap()
+                .contains("login r.io")
+        );
+        let failures = report.failures();
+        assert_eq!(failures.len(), 1, "a warning does not fail the command");
+        assert!(matches!(&failures[0], Error::Check { id: "engine", .. }));
+        let mut text = Vec::new();
+        write_text(&mut text, &report).unwrap();
+        assert!(
+            String::from_utf8(text)
+                .unwrap()
+                .contains(" Error:        no engine")
+        );
+    }
 }

@@ -265,7 +265,7 @@ impl InspectArgs {
     /// Runs the command.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         let mut infos = Vec::new();
-        let mut failed = 0;
+        let mut failures = Vec::new();
         for name in &self.images {
             let result = cancellable(&ctx.cancel, async {
                 let image = ImageRef::parse(name)?;
@@ -277,10 +277,11 @@ impl InspectArgs {
             match result {
                 Ok(info) => infos.push(info),
                 Err(e @ Error::Cancelled(_)) => return Err(e),
-                Err(e) => {
-                    failed += 1;
-                    eprintln!("Error: no signatures or cannot access {name}: {e}");
-                }
+                // As `docker trust inspect`: report the others, then fail.
+                Err(e) => failures.push(Error::Inaccessible {
+                    name: name.clone(),
+                    cause: Box::new(e),
+                }),
             }
         }
         let mut out = std::io::stdout().lock();
@@ -294,11 +295,11 @@ impl InspectArgs {
         } else {
             out.write_all(to_docker_json(&infos).as_bytes())
         };
-        written.map_err(|e| Error::Reported(format!("cannot write output: {e}")))?;
-        if failed > 0 {
-            return Err(Error::Reported(format!(
-                "{failed} image(s) could not be inspected"
-            )));
+        if let Err(e) = written.and_then(|()| out.flush()) {
+            failures.push(Error::Output(e));
+        }
+        if !failures.is_empty() {
+            return Err(Error::Several(failures));
         }
         Ok(())
     }

@@ -72,7 +72,10 @@ impl LogoutArgs {
         let registry = self.registry.clone();
         tokio::task::spawn_blocking(move || acr::forget_refresh(&registry))
             .await
-            .map_err(|e| Error::Usage(format!("keyring task failed: {e}")))??;
+            .map_err(|source| Error::Task {
+                what: "keyring task",
+                source,
+            })??;
         Ok(())
     }
 }

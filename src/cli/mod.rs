@@ -201,16 +201,64 @@ pub enum Error {
         /// Login server.
         registry: String,
     },
-    /// Arguments are inconsistent.
+    /// Arguments are inconsistent: the only runtime error that exits with the usage code.
     #[error("{0}")]
     Usage(String),
+    /// A blocking task (keyring D-Bus I/O) ended without an answer: it panicked or its
+    /// runtime shut down.
+    #[error("{what} failed: {source}")]
+    Task {
+        /// What the task was doing.
+        what: &'static str,
+        /// Why it ended.
+        #[source]
+        source: tokio::task::JoinError,
+    },
+    /// A registry or trust server endpoint is refused (`DOCKER_CONTENT_TRUST_SERVER`, a host).
+    #[error(transparent)]
+    Endpoint(#[from] crate::registry::endpoint::EndpointError),
+    /// A repository name that would escape the trust cache directory.
+    #[error(transparent)]
+    UnsafeName(#[from] crate::notary::cache::UnsafeName),
+    /// The trust pinning settings (a pinned CA file) cannot be used.
+    #[error("{0}")]
+    TrustPinning(String),
+    /// The command's output could not be written (stdout closed, disk full).
+    #[error("cannot write the output: {0}")]
+    Output(#[source] std::io::Error),
+    /// A part `info` checks is broken.
+    #[error("{detail}")]
+    Check {
+        /// The check's id (`config`, `engine`, `keyring`, `registry`).
+        id: &'static str,
+        /// What is wrong.
+        detail: String,
+        /// What to do about it, when the detail does not already say.
+        hint: Option<String>,
+    },
+    /// One image of several could not be inspected.
+    #[error("no signatures or cannot access {name}: {cause}")]
+    Inaccessible {
+        /// The image as given.
+        name: String,
+        /// Why.
+        cause: Box<Error>,
+    },
+    /// Independent failures of one command; the edge prints each on its own line.
+    #[error("{}", several(.0))]
+    Several(Vec<Error>),
 
     /// The command was cancelled; nothing was left half-done.
     #[error("{0}; stopped before finishing, nothing was changed")]
     Cancelled(CancelReason),
-    /// The command already printed a report of what failed.
-    #[error("{0}")]
-    Reported(String),
+}
+
+fn several(errors: &[Error]) -> String {
+    errors
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn skipped_note(skipped: &[(String, String)]) -> String {
@@ -226,13 +274,45 @@ impl Error {
             Error::Cancelled(_) => EXIT_CANCELLED,
             Error::Publish(e) if e.cancelled().is_some() => EXIT_CANCELLED,
             Error::Invocation(_) | Error::Usage(_) => EXIT_USAGE,
+            Error::Several(errors) => errors.first().map_or(1, Error::exit_code),
             _ => 1,
+        }
+    }
+
+    /// The failures to print, one per line: [`Error::Several`] flattened.
+    fn leaves(&self) -> Vec<&Error> {
+        match self {
+            Error::Several(errors) => errors.iter().flat_map(Error::leaves).collect(),
+            other => vec![other],
+        }
+    }
+
+    /// What to do, when the message does not already say it.
+    fn hint(&self) -> Option<&str> {
+        match self {
+            Error::Check { hint, .. } => hint.as_deref(),
+            _ => None,
+        }
+    }
+}
+
+/// Prints `error` to stderr: the one place errors become text. A stderr that cannot be written
+/// to leaves only the exit code; that must not panic.
+fn report(error: &Error) {
+    use std::io::Write;
+    let mut stderr = std::io::stderr().lock();
+    for leaf in error.leaves() {
+        let _ = writeln!(stderr, "Error: {leaf}");
+        if let Some(hint) = leaf.hint() {
+            let _ = writeln!(stderr, "Hint: {hint}");
         }
     }
 }
 
 /// Runs `fut`, or stops with [`Error::Cancelled`] when cancellation wins the race.
-/// `fut` is dropped on cancellation, so it must not leave partial state behind when dropped.
+/// `fut` is dropped on cancellation, so only futures that leave nothing half-done when dropped
+/// belong here. Work that cannot stop midway (a trust data upload that was already sent) must
+/// watch the cancellation itself and report what is live, as `notary::publish` does.
 pub async fn cancellable<T>(
     cancel: &Cancellation,
     fut: impl std::future::Future<Output = Result<T, Error>>,
@@ -250,7 +330,12 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     let inv = match plugin::parse_invocation(&argv, started_by_docker) {
         Ok(inv) => inv,
         Err(e) => {
-            eprintln!("{}: {e}", program_name(started_by_docker));
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "{}: {e}",
+                program_name(started_by_docker)
+            );
             return ExitCode::from(EXIT_USAGE);
         }
     };
@@ -270,7 +355,11 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("Error: cannot start the async runtime: {e}");
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "Error: cannot start the async runtime: {e}"
+            );
             return ExitCode::FAILURE;
         }
     };
@@ -311,9 +400,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            if !matches!(e, Error::Reported(_)) {
-                eprintln!("Error: {e}");
-            }
+            report(&e);
             ExitCode::from(e.exit_code())
         }
     }

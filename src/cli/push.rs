@@ -34,7 +34,10 @@ impl PushArgs {
         // after the push would leave an unsigned image behind.
         tokio::task::spawn_blocking(keystore::ensure_store)
             .await
-            .map_err(|e| Error::Usage(format!("keyring check failed: {e}")))??;
+            .map_err(|source| Error::Task {
+                what: "keyring check",
+                source,
+            })??;
         t.check_can_sign(true).await?;
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();

@@ -130,7 +130,7 @@ impl TrustRepo {
         let registry = Endpoint::registry(&image.registry, acr);
         let server_env = std::env::var(notary::ENV_TRUST_SERVER).ok();
         let base = Endpoint::notary(server_env.as_deref(), &image.registry, acr)
-            .map_err(|e| Error::Usage(e.to_string()))?;
+            .map_err(Error::Endpoint)?;
         let http = base.client(&config_dir.path)?;
         // Docker authenticates to the notary server with the registry's credentials; on ACR we
         // sign in with Entra ID ourselves and fall back to docker's credentials.
@@ -165,8 +165,7 @@ impl TrustRepo {
         }
         let limits = Limits::default();
         let gun = image.gun();
-        let cache = Cache::new(&config_dir.trust_dir(), &gun, limits.metadata)
-            .map_err(|e| Error::Usage(e.to_string()))?;
+        let cache = Cache::new(&config_dir.trust_dir(), &gun, limits.metadata)?;
         Ok(TrustRepo {
             image: image.clone(),
             server: NotaryServer {
@@ -175,7 +174,10 @@ impl TrustRepo {
                 client: AuthedClient { http, auth },
             },
             cache,
-            trust: settings.trust_pinning.for_gun(&gun).map_err(Error::Usage)?,
+            trust: settings
+                .trust_pinning
+                .for_gun(&gun)
+                .map_err(Error::TrustPinning)?,
             limits,
             config,
             config_dir,

@@ -1,7 +1,7 @@
 //! The Docker engine, reached through bollard at the endpoint docker's own rules chose.
 //!
-//! This module owns the connection and will own push, pull and tag. It never talks to
-//! registries itself: the engine does that with the credentials we hand it.
+//! This module owns the connection, push, pull and tag. It never talks to registries itself:
+//! the engine does that with the credentials we hand it.
 
 pub mod progress;
 
@@ -157,11 +157,6 @@ impl Engine {
     /// The endpoint this client talks to.
     pub fn host(&self) -> &str {
         &self.host
-    }
-
-    /// The bollard client, for the engine operations in this module.
-    pub fn client(&self) -> &Docker {
-        &self.docker
     }
 
     /// Asks the engine for its version; this is also the reachability check.

@@ -146,3 +146,77 @@ fn a_failing_helper_plain_text_error_is_still_shown() {
     let text = info_output(r#"{"credsStore":"leaky"}"#, Some(script));
     assert!(text.contains("the vault is sealed"), "{text}");
 }
+
+/// Runs the binary standalone in a fresh home whose docker config holds `trustacr_json` as
+/// the plugin's settings; nothing listens at the registry used.
+fn run_with_settings(
+    args: &[&str],
+    trustacr_json: &str,
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let home = tempfile::tempdir().expect("temp home");
+    let cfg = home.path().join(".docker");
+    std::fs::create_dir_all(&cfg).unwrap();
+    std::fs::write(cfg.join("trustacr.json"), trustacr_json).unwrap();
+    Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run docker-trustacr")
+}
+
+// See: #13 item 5 (audit Part 2 "Errors": `Usage(String)` is a catch-all)
+#[test]
+fn an_unusable_trust_server_url_is_a_runtime_failure_exit_1_not_usage() {
+    let out = run_with_settings(
+        &["verify", "127.0.0.1:1/app:v1"],
+        "{}",
+        &[("DOCKER_CONTENT_TRUST_SERVER", "http://127.0.0.1:1")],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("https"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
+
+// See: #13 item 5 (audit Part 2 "Errors": `Usage(String)` is a catch-all)
+#[test]
+fn an_unreadable_pinning_ca_file_is_a_runtime_failure_exit_1_not_usage() {
+    let out = run_with_settings(
+        &["verify", "127.0.0.1:1/app:v1"],
+        r#"{"trust_pinning":{"ca":{"127.0.0.1:1/":"/nonexistent/ca.pem"}}}"#,
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("/nonexistent/ca.pem"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
+
+// See: #13 item 5 (audit Part 2 "Errors": `Reported` carried unprinted text, so a report that
+// could not be written exited 1 with no message at all)
+#[test]
+fn a_report_that_cannot_be_written_is_said_on_stderr() {
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let home = tempfile::tempdir().expect("temp home");
+    let out = Command::new(BIN)
+        .args(["info", "--format", "json"])
+        .env_clear()
+        .env("HOME", home.path())
+        .env("PATH", "/usr/bin:/bin")
+        .env("DOCKER_HOST", "unix:///nonexistent/docker.sock")
+        .stdout(full)
+        .output()
+        .expect("run docker-trustacr");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("Error: cannot write the output"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+}
