@@ -123,6 +123,7 @@ pub struct Block {
     pub label: KeyLabel,
     tag: String,
     encrypted_legacy: bool,
+    dek_info: Option<String>,
     contents: Zeroizing<Vec<u8>>,
 }
 
@@ -437,6 +438,7 @@ pub fn parse_file(
             label: KeyLabel { role, gun },
             tag,
             encrypted_legacy,
+            dek_info: h.get("DEK-Info").map(str::to_string),
             contents: Zeroizing::new(p.into_contents()),
         });
     }
@@ -460,17 +462,17 @@ fn decode(block: &Block, pass: Option<&str>) -> Result<SigningKey, Problem> {
                 .map_err(|e| Problem::Unsupported(format!("not PKCS#8 encrypted data ({e})")))?;
             // Roughly one wrong passphrase in 256 passes the padding check; the parse of the
             // decrypted bytes then fails, so both mean "wrong passphrase".
-            let doc = epki
-                .decrypt(pass.as_bytes())
-                .map_err(|e| match e {
-                    pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid { .. })
-                    | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm { .. }) => {
-                        Problem::Unsupported(format!(
-                            "the key is encrypted with a scheme docker and notary do not use ({e})"
-                        ))
-                    }
-                    _ => Problem::WrongPassphrase,
-                })?;
+            let doc = epki.decrypt(pass.as_bytes()).map_err(|e| match e {
+                pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::AlgorithmParametersInvalid {
+                    ..
+                })
+                | pkcs8::Error::EncryptedPrivateKey(pkcs5::Error::UnsupportedAlgorithm {
+                    ..
+                }) => Problem::Unsupported(format!(
+                    "the key is encrypted with a scheme docker and notary do not use ({e})"
+                )),
+                _ => Problem::WrongPassphrase,
+            })?;
             match parse_pkcs8(doc.as_bytes()) {
                 Err(Problem::Unsupported(w)) if w.starts_with("malformed") => {
                     Err(Problem::WrongPassphrase)
@@ -480,10 +482,11 @@ fn decode(block: &Block, pass: Option<&str>) -> Result<SigningKey, Problem> {
         }
         "PRIVATE KEY" => parse_pkcs8(&block.contents),
         "EC PRIVATE KEY" if !block.encrypted_legacy => parse_sec1(&block.contents),
-        "EC PRIVATE KEY" | "RSA PRIVATE KEY" | "ED25519 PRIVATE KEY" if block.encrypted_legacy => {
-            Err(Problem::Unsupported(
-                "legacy RFC 1421 (Proc-Type/DEK-Info) encryption is not supported yet; convert it first with `notary key export` from a notary that reads it, then import that file".into(),
-            ))
+        "EC PRIVATE KEY" if block.encrypted_legacy => {
+            let pass = pass.ok_or(Problem::WrongPassphrase)?;
+            let plain = legacy_decrypt(block, pass)?;
+            // A wrong passphrase that passes the padding check fails the parse.
+            parse_sec1(&plain).map_err(|_| Problem::WrongPassphrase)
         }
         "RSA PRIVATE KEY" => Err(rsa_unsupported()),
         _ => Err(Problem::Unsupported(format!(
@@ -491,6 +494,61 @@ fn decode(block: &Block, pass: Option<&str>) -> Result<SigningKey, Problem> {
             block.tag
         ))),
     }
+}
+
+/// RFC 1421 encryption as Go's `x509.DecryptPEMBlock` reads it: the key is OpenSSL's
+/// `EVP_BytesToKey` (MD5, one round, salt = the first 8 IV bytes), the cipher AES-CBC.
+fn legacy_decrypt(block: &Block, pass: &str) -> Result<Zeroizing<Vec<u8>>, Problem> {
+    use cbc::cipher::{BlockModeDecrypt, KeyIvInit, block_padding::Pkcs7};
+    use md5::{Digest, Md5};
+    let dek = block.dek_info.as_deref().unwrap_or_default();
+    let (cipher, iv_hex) = dek.split_once(',').unwrap_or((dek, ""));
+    let key_len = match cipher.trim() {
+        "AES-128-CBC" => 16,
+        "AES-192-CBC" => 24,
+        "AES-256-CBC" => 32,
+        other => {
+            return Err(Problem::Unsupported(format!(
+                "legacy PEM encryption {other:?} is not supported (only AES-CBC); re-encrypt the key with a current notary or openssl first"
+            )));
+        }
+    };
+    let iv = hex::decode(iv_hex.trim())
+        .ok()
+        .filter(|iv| iv.len() == 16)
+        .ok_or_else(|| Problem::Unsupported("malformed DEK-Info header".into()))?;
+    let mut key = Zeroizing::new(Vec::with_capacity(48));
+    let mut prev: Option<Zeroizing<[u8; 16]>> = None;
+    while key.len() < key_len {
+        let mut h = Md5::new();
+        if let Some(p) = &prev {
+            h.update(p.as_slice());
+        }
+        h.update(pass.as_bytes());
+        h.update(&iv[..8]);
+        let d = Zeroizing::new(<[u8; 16]>::from(h.finalize()));
+        key.extend_from_slice(d.as_slice());
+        prev = Some(d);
+    }
+    let key = &key[..key_len];
+    let mut buf = Zeroizing::new(block.contents.to_vec());
+    let n = match key_len {
+        16 => cbc::Decryptor::<aes::Aes128>::new_from_slices(key, &iv)
+            .map_err(|_| Problem::WrongPassphrase)?
+            .decrypt_padded::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+        24 => cbc::Decryptor::<aes::Aes192>::new_from_slices(key, &iv)
+            .map_err(|_| Problem::WrongPassphrase)?
+            .decrypt_padded::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(key, &iv)
+            .map_err(|_| Problem::WrongPassphrase)?
+            .decrypt_padded::<Pkcs7>(&mut buf)
+            .map(<[u8]>::len),
+    }
+    .map_err(|_| Problem::WrongPassphrase)?;
+    buf.truncate(n);
+    Ok(buf)
 }
 
 fn rsa_unsupported() -> Problem {
@@ -840,6 +898,28 @@ mod tests {
                 k.id
             );
         }
+    }
+
+    #[test]
+    fn notary_0_3_legacy_encrypted_ec_keys_decrypt_to_the_ids_in_their_names() {
+        let blocks = collect(&[data("notary-compat/notary0.3/private")]).unwrap();
+        let (rsa, ec): (Vec<_>, Vec<_>) =
+            blocks.into_iter().partition(|b| b.tag.starts_with("RSA"));
+        // These three files decrypt with "password" (checked with `openssl pkey` too), not the
+        // "randompass" the fixture README names.
+        let keys = decode_all(&ec, &mut Fixed("password", "password")).unwrap();
+        assert_eq!(keys.len(), 3);
+        for k in &keys {
+            assert!(
+                k.path.ends_with(&format!("{}.key", k.id)),
+                "{} {}",
+                k.path,
+                k.id
+            );
+        }
+        let e = decode_all(&ec, &mut Fixed("wrong", "wrong")).unwrap_err();
+        assert!(e[0].to_string().contains("wrong passphrase"), "{}", e[0]);
+        assert_eq!(rsa.len(), 1);
     }
 
     #[test]
