@@ -219,10 +219,81 @@ pub fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-/// Runs a command and returns its output.
+/// How long [`run`] lets a command take: far beyond any command of the suite on a loaded CI
+/// machine, and short enough that a hung plugin turns into a red test, not a stuck job.
+pub const RUN_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Runs a command and returns its output; panics with the output so far when it runs past
+/// [`RUN_DEADLINE`].
 pub fn run(cmd: &mut Command) -> Output {
-    cmd.output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"))
+    run_within(cmd, RUN_DEADLINE)
+}
+
+/// Runs a command with stdout and stderr captured. Past `limit` the child is killed and the
+/// test panics with the command and what it printed until then.
+pub fn run_within(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::time::Instant;
+
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    // Readers fill shared buffers, so the output so far can be shown on expiry.
+    let collect = |pipe: Option<Box<dyn Read + Send>>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&buf);
+        let reader = std::thread::spawn(move || {
+            let Some(mut pipe) = pipe else { return };
+            let mut chunk = [0u8; 8192];
+            while let Ok(n) = pipe.read(&mut chunk) {
+                if n == 0 {
+                    break;
+                }
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
+            }
+        });
+        (buf, reader)
+    };
+    let (out, out_reader) = collect(child.stdout.take().map(|p| Box::new(p) as _));
+    let (err, err_reader) = collect(child.stderr.take().map(|p| Box::new(p) as _));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20))
+            }
+            Ok(None) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                // The readers end at EOF unless a grandchild still holds the pipes: give them
+                // a moment to drain, but do not wait on a grandchild.
+                let drained = Instant::now() + std::time::Duration::from_secs(2);
+                while !(out_reader.is_finished() && err_reader.is_finished())
+                    && Instant::now() < drained
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                panic!(
+                    "{cmd:?} still running after {limit:?}; killed it.\n--- stdout so far:\n{}\n--- stderr so far:\n{}",
+                    String::from_utf8_lossy(&out.lock().unwrap()),
+                    String::from_utf8_lossy(&err.lock().unwrap()),
+                );
+            }
+            Err(e) => panic!("cannot wait for {cmd:?}: {e}"),
+        }
+    };
+    let _ = out_reader.join();
+    let _ = err_reader.join();
+    let take = |buf: Arc<Mutex<Vec<u8>>>| std::mem::take(&mut *buf.lock().unwrap());
+    Output {
+        status,
+        stdout: take(out),
+        stderr: take(err),
+    }
 }
 
 static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);

@@ -141,3 +141,22 @@ fn standalone_name_runs_subcommand_at_argv1() {
         stdout(&out)
     );
 }
+
+#[test]
+fn run_kills_a_command_past_its_deadline_and_panics_with_its_output() {
+    // A shell that prints, then hangs: what a stuck plugin looks like to the harness.
+    let mut cmd = std::process::Command::new("sh");
+    cmd.args(["-c", "echo started; echo on-stderr >&2; exec sleep 600"]);
+    let started = std::time::Instant::now();
+    let panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        run_within(&mut cmd, std::time::Duration::from_secs(1))
+    }))
+    .expect_err("a command past its deadline must fail the test");
+    let message = panic.downcast_ref::<String>().cloned().unwrap_or_default();
+    assert!(message.contains("killed it"), "{message}");
+    assert!(
+        message.contains("started") && message.contains("on-stderr"),
+        "{message}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(60));
+}
