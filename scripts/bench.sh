@@ -77,7 +77,16 @@ printf '  %-42s %8s ms\n' "docker-trustacr verify" "$ours" "notary lookup" "$nl"
 echo "  ratio vs notary lookup: $(ratio "$ours" "$nl"), vs docker trust inspect: $(ratio "$ours" "$dti") (goal <= 0.5x)"
 
 echo "== 2. HTTP requests for a warm resolution of an unchanged repository"
-reqs=$("$B" -D verify "$app:v1" 2>&1 >/dev/null | grep -c 'HTTP GET' || true)
+# A failing verify must stop the benchmark, not read as "0 requests" (audit P1-C4).
+debug_log=$(mktemp)
+if ! "$B" -D verify "$app:v1" 2>"$debug_log" >/dev/null; then
+    echo "bench: docker-trustacr -D verify $app:v1 failed:" >&2
+    cat "$debug_log" >&2
+    exit 1
+fi
+# grep -c prints 0 and exits 1 when nothing matches: that 0 is then a real count.
+reqs=$(grep -c 'HTTP GET' "$debug_log" || true)
+rm -f "$debug_log"
 echo "  docker-trustacr verify: $reqs request(s) (goal 1: the timestamp)"
 
 echo "== 3. sign + publish one tag on an existing repository (median of 5)"
