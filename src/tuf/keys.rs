@@ -13,6 +13,7 @@ use der::{Decode, Encode};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
+use std::sync::{Arc, OnceLock};
 use x509_cert::Certificate;
 
 use super::cjson;
@@ -38,12 +39,46 @@ pub struct PublicKey {
     pub keytype: String,
     /// The decoded `keyval.public` bytes.
     pub public: Vec<u8>,
+    parsed: ChainCache,
 }
+
+/// The certificate chain of an `*-x509` key, parsed on first use and kept with the key: one
+/// verification checks a root certificate's rules, its pinning, and each signature it made, and
+/// a hostile root should cost one parse per key for all of them (#8 item 17).
+#[derive(Debug, Clone, Default)]
+struct ChainCache(OnceLock<Chain>);
+
+#[derive(Debug, Clone)]
+struct Chain {
+    // The bytes it was parsed from: `public` is a pub field, and a key edited after its first
+    // parse must not be checked against its old certificates.
+    from: Vec<u8>,
+    certs: Result<Arc<[Certificate]>, KeyError>,
+}
+
+// The cache is not part of what a key is.
+impl PartialEq for ChainCache {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for ChainCache {}
 
 /// Certificates one `*-x509` key may carry: its leaf and intermediates.
 pub const MAX_CERTS_PER_KEY: usize = 8;
 
 const CERT_BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
+
+thread_local! {
+    static CHAIN_PARSES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many certificate chains this thread has parsed: lets tests prove a verification parses
+/// each key's certificates once (#8 item 17), however many checks use them.
+#[doc(hidden)]
+pub fn certificate_chain_parses() -> u64 {
+    CHAIN_PARSES.with(|c| c.get())
+}
 
 /// Why a signature or key was refused.
 #[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
@@ -104,10 +139,7 @@ impl<'de> Deserialize<'de> for PublicKey {
         let public = base64::engine::general_purpose::STANDARD
             .decode(w.keyval.public.as_bytes())
             .map_err(serde::de::Error::custom)?;
-        Ok(PublicKey {
-            keytype: w.keytype,
-            public,
-        })
+        Ok(PublicKey::new(&w.keytype, public))
     }
 }
 
@@ -122,6 +154,7 @@ impl PublicKey {
         PublicKey {
             keytype: keytype.to_string(),
             public,
+            parsed: ChainCache::default(),
         }
     }
 
@@ -147,8 +180,34 @@ impl PublicKey {
         }
     }
 
-    /// The certificates of an `*-x509` key, leaf first.
-    pub fn certificates(&self) -> Result<Vec<Certificate>, KeyError> {
+    /// The certificates of an `*-x509` key, leaf first; parsed once per key (see [`ChainCache`]).
+    pub fn certificates(&self) -> Result<Arc<[Certificate]>, KeyError> {
+        let fresh = || Chain {
+            from: self.public.clone(),
+            certs: self.parse_certificates().map(Arc::from),
+        };
+        let cached = self.parsed.0.get_or_init(fresh);
+        if cached.from == self.public {
+            return self.with_own_keytype(cached.certs.clone());
+        }
+        self.with_own_keytype(fresh().certs)
+    }
+
+    // Errors name the key type; the cache is shared by clones whose type could be edited too.
+    fn with_own_keytype(
+        &self,
+        certs: Result<Arc<[Certificate]>, KeyError>,
+    ) -> Result<Arc<[Certificate]>, KeyError> {
+        certs.map_err(|e| match e {
+            KeyError::BadKey { reason, .. } => KeyError::BadKey {
+                keytype: self.keytype.clone(),
+                reason,
+            },
+            other => other,
+        })
+    }
+
+    fn parse_certificates(&self) -> Result<Vec<Certificate>, KeyError> {
         // Counted before parsing: a hostile root could carry thousands of certificates in one
         // key, and the chain walk to a pinned CA is quadratic in their number.
         let blocks = self
@@ -164,6 +223,7 @@ impl PublicKey {
                 ),
             });
         }
+        CHAIN_PARSES.with(|c| c.set(c.get() + 1));
         let certs = Certificate::load_pem_chain(&self.public).map_err(|e| KeyError::BadKey {
             keytype: self.keytype.clone(),
             reason: format!("certificate PEM: {e}"),
@@ -320,6 +380,24 @@ mod tests {
             k.id(),
             "0f635e4800221cca82d1da91d021bf745c9fc067c7e7b8cc9f49698a4648f391"
         );
+    }
+
+    #[test]
+    fn a_certificate_key_edited_after_its_first_parse_is_read_from_its_new_bytes() {
+        let crate::keystore::keys::SigningKey::P256(sk) =
+            crate::keystore::keys::SigningKey::generate_p256().unwrap()
+        else {
+            unreachable!("generate_p256 makes a P-256 key")
+        };
+        let now = time::OffsetDateTime::now_utc();
+        let pem = crate::tuf::x509::make_root_certificate(&sk, "g", now).unwrap();
+        let mut k = PublicKey::new(keytype::ECDSA_X509, pem.into_bytes());
+        let before = certificate_chain_parses();
+        assert_eq!(k.certificates().unwrap().len(), 1);
+        assert_eq!(k.certificates().unwrap().len(), 1);
+        assert_eq!(certificate_chain_parses() - before, 1);
+        k.public = b"not a certificate".to_vec();
+        assert!(matches!(k.certificates(), Err(KeyError::BadKey { .. })));
     }
 
     #[test]

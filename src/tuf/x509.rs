@@ -127,7 +127,7 @@ pub fn check_root_key(
             gun: gun.to_string(),
         });
     }
-    for cert in &certs {
+    for cert in certs.iter() {
         let alg = cert.signature_algorithm().oid.to_string();
         if SHA1_SIG_OIDS.contains(&alg.as_str()) {
             return Err(CertError::WeakAlgorithm {

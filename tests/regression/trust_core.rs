@@ -479,6 +479,24 @@ fn root_key_with_thousands_of_certificates_is_refused() {
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
 }
 
+// See: #8 item 17 (parse each certificate once: the checks of one verification share the parse)
+#[test]
+fn a_first_root_and_a_cold_update_parse_the_root_certificate_once() {
+    use docker_trustacr::tuf::keys::certificate_chain_parses;
+    let w = World::new(1);
+    let pinned = RootTrust::PinnedCertIds(vec![w.root_cert.id()]);
+    for trust in [RootTrust::Tofu, pinned] {
+        let before = certificate_chain_parses();
+        verify::trust_first_root(GUN, &w.root_bytes, now(), &trust).unwrap();
+        assert_eq!(certificate_chain_parses() - before, 1, "{trust:?}");
+    }
+    // The whole update: the root's certificate rules, its self-signature, the signer list.
+    let before = certificate_chain_parses();
+    w.publish(1, 1, &w.targets(1, &[("v1", b"one")], None), &[]);
+    w.update().unwrap();
+    assert_eq!(certificate_chain_parses() - before, 1);
+}
+
 /// Runs the trust core alone on `src`.
 fn core_update(
     src: &MemSource,
