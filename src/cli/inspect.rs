@@ -11,6 +11,7 @@ use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
 use crate::notary::client::Repo;
 use crate::reference::ImageRef;
+use crate::tuf::trusted::RESOLUTION_ORDER;
 
 /// Arguments of `inspect`.
 #[derive(Debug, clap::Args)]
@@ -103,11 +104,18 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// Whether tags are resolved from `role`: as in `docker trust inspect`, a tag only these roles
+/// sign is shown as signed by "Repo Admin", and no signer is named after them.
+fn is_resolution_role(role: &str) -> bool {
+    RESOLUTION_ORDER.contains(&role)
+}
+
 /// Builds the `docker trust inspect` view of a verified repository.
 pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
     let mut tags: BTreeMap<String, Vec<u8>> = BTreeMap::new();
-    // targets first, then releases overrides: releases wins lookups, as for docker pull.
-    for role in ["targets", "targets/releases"] {
+    // Last role of docker's resolution order first, so the role a pull resolves a tag from
+    // (targets/releases) overrides the others here too.
+    for role in RESOLUTION_ORDER.iter().rev() {
         if let Some(r) = repo.role(role) {
             for (t, meta) in &r.targets.targets {
                 // A target without a 32-byte sha256 signs no image (docker: "no valid hash,
@@ -125,7 +133,7 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
             let mut signers: Vec<String> = repo
                 .roles
                 .iter()
-                .filter(|r| r.name != "targets" && r.name != "targets/releases")
+                .filter(|r| !is_resolution_role(&r.name))
                 .filter(|r| {
                     r.targets
                         .targets
@@ -150,7 +158,7 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
     let mut signers: Vec<Signer> = Vec::new();
     for parent in &repo.roles {
         for d in &parent.targets.delegations.roles {
-            if d.name == "targets/releases" {
+            if is_resolution_role(&d.name) {
                 continue;
             }
             let mut keys: Vec<KeyId> = d
