@@ -9,5 +9,6 @@
 mod edge; // CLI edge: argv, error rendering, docker config secrets
 mod endpoint; // references, endpoints, TLS, token realms
 mod entra; // Entra credential chain, ACR token cache
+mod fuzz; // findings of the fuzz campaign (fuzz/, scripts/fuzz.sh)
 mod trust_core; // trust core: delegation walk, root rotation, targets, rollback floors
 mod write; // publishing: interrupted uploads, first signers, key-creation lock
