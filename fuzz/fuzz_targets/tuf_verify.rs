@@ -181,7 +181,7 @@ fuzz_target!(|data: &[u8]| {
     let repo = &v[(*pick & 1) as usize];
     let same = |role: &str| repo.files.get(role).is_some_and(|b| b.as_slice() == rest);
     let root = &repo.root.root;
-    let accepted = match mode {
+    let accepted = match *mode {
         0 => {
             verify::trust_first_root(repo.gun, rest, now(), &RootTrust::Tofu).is_ok()
                 && !same("root")
