@@ -11,41 +11,6 @@ use serde_json::Value;
 use crate::harness::*;
 use crate::tamper::{Action, Tamper};
 
-/// An environment for the stack's notary-server and engine, with the passphrases docker and the
-/// notary CLI ask for.
-fn wire_env() -> TestEnv {
-    let stack = stack();
-    let mut env = TestEnv::new();
-    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
-    env.set("DOCKER_HOST", &stack.docker_host);
-    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
-    env.set(
-        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-        "repo-pass-123",
-    );
-    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
-    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
-    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
-    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
-    env
-}
-
-/// Pushes a one-file image as `reference` with docker; returns the digest and size docker
-/// printed.
-fn push(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
-    import_image(env, reference, content);
-    let out = run(env.docker().args(["push", reference]));
-    assert_success(&out, "docker push");
-    let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.contains(": digest: sha256:"))
-        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
-    let rest = line.split(": digest: ").nth(1).unwrap();
-    let (digest, size) = rest.split_once(" size: ").unwrap();
-    (digest.to_string(), size.trim().parse().unwrap())
-}
-
 /// The plugin with its own docker config dir (its own trust cache), talking to `proxy`.
 fn plugin_via(env: &TestEnv, config: &Path, proxy: &Tamper, args: &[&str]) -> Output {
     std::fs::create_dir_all(config).unwrap();
@@ -131,7 +96,7 @@ struct Downgrade {
 }
 
 fn downgrade_world() -> Downgrade {
-    let mut env = wire_env();
+    let mut env = trust_env();
     // notary and docker share docker's trust dir, so the keys notary makes are the ones docker
     // then uses, and docker asks the repository passphrase for all of them but root.
     env.set("NOTARY_TARGETS_PASSPHRASE", "repo-pass-123");
@@ -139,7 +104,7 @@ fn downgrade_world() -> Downgrade {
     env.set("NOTARY_DELEGATION_PASSPHRASE", "repo-pass-123");
     let repo = unique_repo(&stack().registry, "downgrade");
     // No delegation yet: v1 goes into `targets`.
-    let (old, old_size) = push(
+    let (old, old_size) = docker_push(
         &env,
         &format!("{repo}:v1"),
         "old, signed by the repository key",
@@ -165,7 +130,7 @@ fn downgrade_world() -> Downgrade {
     );
     // `docker trust sign` would co-sign the digest `targets` already has; the notary CLI signs
     // the new one with alice's key into targets/releases.
-    let (current, size) = push(&env, &format!("{repo}:v1"), "current, signed by alice");
+    let (current, size) = docker_push(&env, &format!("{repo}:v1"), "current, signed by alice");
     sign_hash(&env, &repo, "v1", (&current, size), "targets/releases");
     assert_ne!(old, current);
     Downgrade {
@@ -223,7 +188,7 @@ fn delegation_listed_in_snapshot_but_not_served_fails_cold_and_warm() {
     );
 
     // Warm: a new releases version (v2 signed by alice), so the cached copy no longer matches.
-    let (v2, v2_size) = push(&w.env, &format!("{}:v2", w.repo), "v2, signed by alice");
+    let (v2, v2_size) = docker_push(&w.env, &format!("{}:v2", w.repo), "v2, signed by alice");
     sign_hash(&w.env, &w.repo, "v2", (&v2, v2_size), "targets/releases");
     let out = plugin_via(&w.env, &warm, &proxy, &["verify", &v1]);
     assert_refused_naming_releases(&out, "warm verify");
@@ -241,7 +206,7 @@ fn delegation_listed_in_snapshot_but_not_served_fails_cold_and_warm() {
 /// The proxy itself: passes, answers rules, records, and resets.
 #[test]
 fn tamper_proxy_passes_rewrites_and_records() {
-    let env = wire_env();
+    let env = trust_env();
     let gun = unique_repo(&stack().registry, "proxy");
     let payload = env.home.join("p.txt");
     std::fs::write(&payload, "proxied").unwrap();
@@ -292,7 +257,7 @@ fn notary_repo(env: &TestEnv, prefix: &str) -> String {
 /// the refused update caches nothing. (The same attacks on crafted bytes: tests/attacks.rs.)
 #[test]
 fn hostile_answers_over_http_are_refused_and_nothing_is_cached() {
-    let env = wire_env();
+    let env = trust_env();
     let gun = notary_repo(&env, "hostile");
     let v1 = format!("{gun}:v1");
     let proxy = Tamper::start();
@@ -394,7 +359,7 @@ fn cached_root_version(config: &Path, gun: &str) -> u64 {
 
 #[test]
 fn server_key_rotation_by_notary_is_followed_by_a_warm_client() {
-    let env = wire_env();
+    let env = trust_env();
     let gun = notary_repo(&env, "rotate");
     let v1 = format!("{gun}:v1");
     let cfg = env.home.join("warm");
@@ -420,7 +385,7 @@ fn server_key_rotation_by_notary_is_followed_by_a_warm_client() {
 
 #[test]
 fn tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull() {
-    let env = wire_env();
+    let env = trust_env();
     let gun = unique_repo(&stack().registry, "sha512");
     assert_success(&notary(&env, &["init", &gun, "-p"]), "notary init");
     let sha512 = "ab".repeat(64);
@@ -445,7 +410,7 @@ fn tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull() {
 
 #[test]
 fn replayed_older_timestamp_is_refused_as_a_rollback() {
-    let env = wire_env();
+    let env = trust_env();
     let gun = notary_repo(&env, "replay");
     let proxy = Tamper::start();
     let cfg = env.home.join("replay-cfg");

@@ -349,3 +349,39 @@ pub fn notary(env: &TestEnv, args: &[&str]) -> Output {
         .args(args);
     run(&mut c)
 }
+
+/// An environment for the stack's engine and open notary-server, with the passphrases docker and
+/// the notary CLI ask for.
+pub fn trust_env() -> TestEnv {
+    let stack = stack();
+    let mut env = TestEnv::new();
+    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    env.set("DOCKER_HOST", &stack.docker_host);
+    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
+    env.set(
+        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
+        "repo-pass-123",
+    );
+    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
+    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
+    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
+    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
+    env
+}
+
+/// Builds a one-file scratch image with `content`, pushes it as `reference` with plain
+/// `docker push` (nothing signed), and returns the manifest digest (`sha256:…`) and size the
+/// engine printed.
+pub fn docker_push(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
+    import_image(env, reference, content);
+    let out = run(env.docker().args(["push", reference]));
+    assert_success(&out, "docker push");
+    let text = stdout(&out);
+    let line = text
+        .lines()
+        .find(|l| l.contains(": digest: sha256:"))
+        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
+    let rest = line.split(": digest: ").nth(1).unwrap();
+    let (digest, size) = rest.split_once(" size: ").unwrap();
+    (digest.to_string(), size.trim().parse().unwrap())
+}

@@ -11,39 +11,6 @@ use std::time::{Duration, Instant};
 use crate::harness::*;
 use crate::tamper::{Action, Tamper};
 
-/// The stack's engine and notary-server, with the passphrases docker and the notary CLI ask for.
-fn write_env() -> TestEnv {
-    let stack = stack();
-    let mut env = TestEnv::new();
-    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
-    env.set("DOCKER_HOST", &stack.docker_host);
-    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
-    env.set(
-        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-        "repo-pass-123",
-    );
-    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
-    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
-    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
-    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
-    env
-}
-
-/// Pushes `content` as `reference` with plain `docker push` (nothing signed); returns the
-/// digest the engine printed.
-fn docker_push(env: &TestEnv, reference: &str, content: &str) -> String {
-    import_image(env, reference, content);
-    let out = run(env.docker().args(["push", reference]));
-    assert_success(&out, "docker push");
-    let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.contains(": digest: sha256:"))
-        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
-    let rest = line.split(": digest: ").nth(1).unwrap();
-    rest.split(' ').next().unwrap().to_string()
-}
-
 /// The plugin through `proxy`, with its own docker config dir `config` (its own trust cache).
 fn plugin_via(env: &TestEnv, config: &Path, proxy: &Tamper) -> std::process::Command {
     std::fs::create_dir_all(config).unwrap();
@@ -132,7 +99,7 @@ fn hold_the_read_back(proxy: &Tamper) -> Arc<AtomicBool> {
 // See: #8 item 5
 #[test]
 fn ctrl_c_during_the_read_back_reports_the_accepted_upload_and_the_tag_is_signed() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "intr-sign");
     docker_push(&env, &format!("{repo}:v1"), "interrupted sign");
     let proxy = Tamper::start();
@@ -161,7 +128,7 @@ fn ctrl_c_during_the_read_back_reports_the_accepted_upload_and_the_tag_is_signed
 // See: #8 item 5
 #[test]
 fn ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "intr-push");
     let reference = format!("{repo}:v1");
     import_image(&env, &reference, "interrupted push");
@@ -190,7 +157,7 @@ fn ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned() {
 #[test]
 fn first_signers_racing_to_initialise_one_repository_all_land() {
     const N: usize = 3;
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "first");
     let tags: Vec<String> = (0..N).map(|i| format!("t{i}")).collect();
     for t in &tags {
@@ -286,7 +253,7 @@ fn the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back() {
     use docker_trustacr::tuf::editor::{ServerKeys, UnsignedUpdate};
     use docker_trustacr::tuf::metadata::FileMeta;
 
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "pin");
     docker_push(&env, &format!("{repo}:v1"), "pinned root");
     // A root for the same repository that an attacker made, with keys of its own.
@@ -361,7 +328,7 @@ fn the_root_a_publish_created_is_pinned_not_the_root_served_on_the_read_back() {
 /// returns it with the lock file's path.
 fn lock_env() -> (TestEnv, std::path::PathBuf) {
     use std::os::unix::fs::DirBuilderExt;
-    let mut env = write_env();
+    let mut env = trust_env();
     let run_dir = env.home.join("run");
     let dir = run_dir.join("docker-trustacr");
     std::fs::DirBuilder::new()
@@ -488,7 +455,7 @@ fn sign_refuses_a_key_lock_dir_open_to_other_users() {
 // See: audit P1-W4
 #[test]
 fn revoking_an_unsigned_tag_exits_1_and_changes_nothing() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "revoke-unsigned");
     docker_push(&env, &format!("{repo}:keep"), "keep");
     docker_push(&env, &format!("{repo}:drop"), "drop");
@@ -515,7 +482,7 @@ fn revoking_an_unsigned_tag_exits_1_and_changes_nothing() {
 // See: audit P1-W8
 #[test]
 fn refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_sign_hint() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "push-refused");
     let reference = format!("{repo}:v1");
     import_image(&env, &reference, "refused trust upload");
@@ -550,7 +517,7 @@ fn refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_s
 // See: audit P1-W8
 #[test]
 fn each_publish_refusal_is_provoked_and_named() {
-    let env = write_env();
+    let env = trust_env();
 
     // NoSigningKey and ShadowedByReleases: a repository docker trust created and signs through
     // targets/releases; its targets key is in docker's key store, not in our keyring.
@@ -572,7 +539,7 @@ fn each_publish_refusal_is_provoked_and_named() {
             .args(["alice", &repo])),
         "docker trust signer add",
     );
-    let released = docker_push(&env, &format!("{repo}:v1"), "released");
+    let (released, _) = docker_push(&env, &format!("{repo}:v1"), "released");
     assert_success(
         &run(env.docker().args(["trust", "sign", &format!("{repo}:v1")])),
         "docker trust sign",
@@ -657,7 +624,7 @@ fn each_publish_refusal_is_provoked_and_named() {
 // See: #8 item 5
 #[test]
 fn an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "unanswered");
     docker_push(&env, &format!("{repo}:v1"), "unanswered");
     docker_push(&env, &format!("{repo}:v2"), "reset");
@@ -712,7 +679,7 @@ fn an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged() {
 // See: #8 item 17 (write part)
 #[test]
 fn a_new_root_that_the_trust_pin_refuses_is_never_uploaded() {
-    let env = write_env();
+    let env = trust_env();
     let repo = unique_repo(&stack().registry, "pinned-new");
     docker_push(&env, &format!("{repo}:v1"), "pinned new repository");
     let pin = serde_json::json!({

@@ -7,40 +7,6 @@ use serde_json::Value;
 
 use crate::harness::*;
 
-/// A test environment pointed at the stack's notary server and engine.
-fn trust_env() -> TestEnv {
-    let stack = stack();
-    let mut env = TestEnv::new();
-    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
-    env.set("DOCKER_HOST", &stack.docker_host);
-    env.set("DOCKER_CONTENT_TRUST_ROOT_PASSPHRASE", "root-pass-123");
-    env.set(
-        "DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE",
-        "repo-pass-123",
-    );
-    env.set("NOTARY_ROOT_PASSPHRASE", "root-pass-123");
-    env.set("NOTARY_TARGETS_PASSPHRASE", "targets-pass-123");
-    env.set("NOTARY_SNAPSHOT_PASSPHRASE", "snap-pass-123");
-    env.set("NOTARY_DELEGATION_PASSPHRASE", "deleg-pass-123");
-    env
-}
-
-/// Builds a one-file scratch image with `content`, pushes it as `reference`, returns the
-/// manifest digest (`sha256:…`) and size the engine reports.
-fn push_image(env: &TestEnv, reference: &str, content: &str) -> (String, u64) {
-    import_image(env, reference, content);
-    let out = run(env.docker().args(["push", reference]));
-    assert_success(&out, "docker push");
-    let text = stdout(&out);
-    let line = text
-        .lines()
-        .find(|l| l.contains(": digest: sha256:"))
-        .unwrap_or_else(|| panic!("no digest line in:\n{text}"));
-    let rest = line.split(": digest: ").nth(1).unwrap();
-    let (digest, size) = rest.split_once(" size: ").unwrap();
-    (digest.to_string(), size.trim().parse().unwrap())
-}
-
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
@@ -50,8 +16,8 @@ fn json(out: &Output) -> Value {
 fn signed_tags_are_read_identically_by_notary_and_docker_trust() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "sign");
-    let (digest, size) = push_image(&env, &format!("{repo}:v1"), "first image");
-    let (digest2, size2) = push_image(&env, &format!("{repo}:v2"), "second image");
+    let (digest, size) = docker_push(&env, &format!("{repo}:v1"), "first image");
+    let (digest2, size2) = docker_push(&env, &format!("{repo}:v2"), "second image");
 
     let out = run(env
         .plugin()
@@ -114,13 +80,13 @@ fn signed_tags_are_read_identically_by_notary_and_docker_trust() {
 fn signing_again_updates_the_repository_and_keeps_earlier_tags() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "resign");
-    let (d1, _) = push_image(&env, &format!("{repo}:v1"), "one");
+    let (d1, _) = docker_push(&env, &format!("{repo}:v1"), "one");
     assert_success(
         &run(env.plugin().args(["sign", &format!("{repo}:v1")])),
         "sign v1",
     );
-    let (d2, _) = push_image(&env, &format!("{repo}:v1"), "one, rebuilt");
-    let (d3, _) = push_image(&env, &format!("{repo}:v3"), "three");
+    let (d2, _) = docker_push(&env, &format!("{repo}:v1"), "one, rebuilt");
+    let (d3, _) = docker_push(&env, &format!("{repo}:v3"), "three");
     let out = run(env
         .plugin()
         .args(["sign", &format!("{repo}:v1"), &format!("{repo}:v3")]));
@@ -152,8 +118,8 @@ fn signing_again_updates_the_repository_and_keeps_earlier_tags() {
 fn revoke_removes_the_tag_for_every_client() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "revoke");
-    push_image(&env, &format!("{repo}:keep"), "keep");
-    push_image(&env, &format!("{repo}:drop"), "drop");
+    docker_push(&env, &format!("{repo}:keep"), "keep");
+    docker_push(&env, &format!("{repo}:drop"), "drop");
     assert_success(
         &run(env
             .plugin()
@@ -357,7 +323,7 @@ fn docker_trust_signed_delegation_verifies_and_inspects_identically() {
         .arg(keys.join("alice.pub"))
         .args(["alice", &repo]));
     assert_success(&out, "docker trust signer add");
-    let (digest, _) = push_image(&env, &format!("{repo}:v1"), "signed by docker trust");
+    let (digest, _) = docker_push(&env, &format!("{repo}:v1"), "signed by docker trust");
     let out = run(env.docker().args(["trust", "sign", &format!("{repo}:v1")]));
     assert_success(&out, "docker trust sign");
 
@@ -410,14 +376,14 @@ fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
 fn concurrent_signers_of_one_repository_all_land() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "race");
-    push_image(&env, &format!("{repo}:base"), "base");
+    docker_push(&env, &format!("{repo}:base"), "base");
     assert_success(
         &run(env.plugin().args(["sign", &format!("{repo}:base")])),
         "sign base",
     );
     let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
     for t in &tags {
-        push_image(&env, &format!("{repo}:{t}"), t);
+        docker_push(&env, &format!("{repo}:{t}"), t);
     }
     // Separate trust caches, as on separate machines sharing the keyring entry for the repo.
     let children: Vec<_> = tags
@@ -455,7 +421,7 @@ fn concurrent_signers_of_one_repository_all_land() {
 fn unreachable_keyring_stops_signing_before_anything_is_published() {
     let mut env = trust_env();
     let repo = unique_repo(&stack().registry, "nokeyring");
-    push_image(&env, &format!("{repo}:v1"), "k");
+    docker_push(&env, &format!("{repo}:v1"), "k");
     env.set("DBUS_SESSION_BUS_ADDRESS", "unix:path=/nonexistent/bus");
     let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
     assert_eq!(out.status.code(), Some(1));
