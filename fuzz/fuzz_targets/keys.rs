@@ -60,8 +60,8 @@ fn exercise(key: &PublicKey, msg: &[u8]) {
     if let Ok(certs) = key.certificates() {
         assert!(!certs.is_empty());
         let _ = x509::chains_to(key, &certs, now);
-        for c in &certs {
-            for i in &certs {
+        for c in certs.iter() {
+            for i in certs.iter() {
                 let _ = x509::issued_by(c, i, now);
             }
         }
