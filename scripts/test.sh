@@ -19,7 +19,7 @@ listing=$(mktemp) results=$(mktemp)
 
 # The keyring and its bus carry no stack path on their command lines: tell leftovers from
 # what ran before by process id.
-keyring_procs() { pgrep 'gnome-keyring-d|dbus-daemon' | sort || true; }
+keyring_procs() { { pgrep gnome-keyring-d || true; pgrep dbus-daemon || true; } | sort; }
 before=$(keyring_procs)
 
 rc=0 problems=()
