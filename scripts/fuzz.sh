@@ -6,7 +6,7 @@
 #   scripts/fuzz.sh 1 cjson keys # only these
 #
 # Needs the nightly toolchain and cargo-fuzz (`cargo install cargo-fuzz`). Seed corpora are
-# copied from tests/data and /work/shared/vectors (or $TRUSTACR_VECTORS) into fuzz/corpus/,
+# copied from tests/data and ../shared/vectors beside the checkout (or $TRUSTACR_VECTORS) into fuzz/corpus/,
 # which is not committed; a crash is written to fuzz/artifacts/<target>/ and must become a
 # regression test in tests/regression/fuzz.rs. Exit status is 1 if any target crashed.
 set -euo pipefail
@@ -17,7 +17,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/fuzz"
 all=(argv reference cjson tuf_verify keys jwt_claims www_authenticate)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
-vectors=${TRUSTACR_VECTORS:-/work/shared/vectors}
+vectors=${TRUSTACR_VECTORS:-$root/../shared/vectors}
 sources=("$root/tests/data")
 [ -d "$vectors" ] && sources+=("$vectors")
 
