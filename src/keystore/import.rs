@@ -346,24 +346,18 @@ fn file_id(p: &Path) -> Option<String> {
 /// Role and GUN implied by notary's pre-0.4 layout: `root_keys/` holds root keys,
 /// `tuf_keys/<gun>/` a repository's keys.
 fn layout_label(top: &Path, p: &Path) -> KeyLabel {
-    let rel = p.strip_prefix(top).unwrap_or(p);
-    let parts: Vec<String> = rel
-        .parent()
-        .map(|d| {
-            d.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let full: Vec<String> = p
-        .parent()
-        .map(|d| {
-            d.components()
-                .map(|c| c.as_os_str().to_string_lossy().into_owned())
-                .collect()
-        })
-        .unwrap_or_default();
-    let parts = if parts.is_empty() { full } else { parts };
+    // The folders above the file, relative to `top` when the file lies below it.
+    let dirs = |path: &Path| -> Vec<String> {
+        path.parent()
+            .map(|d| {
+                d.components()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let parts = dirs(p.strip_prefix(top).unwrap_or(p));
+    let parts = if parts.is_empty() { dirs(p) } else { parts };
     if parts.iter().any(|c| c == "root_keys") {
         return KeyLabel {
             role: "root".into(),
