@@ -20,6 +20,16 @@ fn plugin_via(env: &TestEnv, config: &Path, proxy: &Tamper) -> std::process::Com
     c
 }
 
+/// Starts the plugin through `proxy` with `args`, its output captured, to be signalled midway.
+fn spawn_via(env: &TestEnv, proxy: &Tamper, args: &[&str]) -> Child {
+    plugin_via(env, &env.home.join("cfg"), proxy)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 /// The tags `notary list` shows, read straight from notary-server (not through the proxy).
 fn notary_tags(env: &TestEnv, gun: &str) -> Vec<String> {
     let out = notary(env, &["list", gun]);
@@ -104,12 +114,7 @@ fn ctrl_c_during_the_read_back_reports_the_accepted_upload_and_the_tag_is_signed
     docker_push(&env, &format!("{repo}:v1"), "interrupted sign");
     let proxy = Tamper::start();
     let held = hold_the_read_back(&proxy);
-    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
-        .args(["sign", &format!("{repo}:v1")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_via(&env, &proxy, &["sign", &format!("{repo}:v1")]);
     wait_for(&held, &mut child, "the read-back after the upload");
     signal(child.id(), "-INT");
     let out = wait_output(child, Duration::from_secs(20));
@@ -134,12 +139,7 @@ fn ctrl_c_during_the_read_back_of_push_does_not_claim_the_image_is_unsigned() {
     import_image(&env, &reference, "interrupted push");
     let proxy = Tamper::start();
     let held = hold_the_read_back(&proxy);
-    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
-        .args(["push", &reference])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_via(&env, &proxy, &["push", &reference]);
     wait_for(&held, &mut child, "the read-back after the upload");
     signal(child.id(), "-INT");
     let out = wait_output(child, Duration::from_secs(20));
@@ -644,12 +644,7 @@ fn an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged() {
         },
         Action::Delay(Duration::from_secs(30)),
     );
-    let mut child = plugin_via(&env, &env.home.join("cfg"), &proxy)
-        .args(["sign", &format!("{repo}:v1")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_via(&env, &proxy, &["sign", &format!("{repo}:v1")]);
     wait_for(&seen_post, &mut child, "the upload");
     signal(child.id(), "-INT");
     let out = wait_output(child, Duration::from_secs(15));
