@@ -10,6 +10,7 @@
 //! - [`keystore`]: the OS keyring;
 //! - [`tuf`]: Notary v1 metadata and the verification core (no I/O);
 //! - [`notary`]: the Notary client: update, cache, publish;
+//! - [`notation`]: Notary Project signatures: envelope, trust store and policy, verification core;
 //! - [`registry`]: HTTP, TLS and token auth for registries and notary servers;
 //! - [`reference`]: image references and GUNs;
 //! - [`secret`]: types that keep secrets out of logs.
@@ -24,6 +25,7 @@ pub mod engine;
 pub mod entra;
 pub mod keystore;
 pub mod notary;
+pub mod notation;
 pub mod plugin;
 pub mod reference;
 pub mod registry;
