@@ -371,11 +371,8 @@ pub async fn access_token(
         })?;
     let access = jwt_claims(token.expose())
         .and_then(|c| c.get("access").cloned())
-        .and_then(|a| serde_json::from_value::<Vec<AccessEntry>>(a).ok())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|e| (e.typ, e.name, e.actions))
-        .collect();
+        .map(|a| access_entries(&a))
+        .unwrap_or_default();
     Ok(AccessToken { token, access })
 }
 
@@ -402,9 +399,16 @@ pub async fn push_access(
                 status: 401 | 403, ..
             },
         ) => {
+            // A refused `pull` too may mean no role at all on the repository (a token
+            // service that refuses rather than grants a subset refuses both): still the
+            // missing role, whose message also says to sign in again in case the refresh token
+            // itself is what was refused. Anything but a refusal is reported as it is.
             let pull = format!("repository:{name}:pull");
             match access_token(http, login_server, registry, refresh, &pull).await {
-                Ok(_) => Ok(None),
+                Ok(_)
+                | Err(AcrError::TokenRefused {
+                    status: 401 | 403, ..
+                }) => Ok(None),
                 Err(_) => Err(refused),
             }
         }
@@ -412,13 +416,34 @@ pub async fn push_access(
     }
 }
 
-#[derive(Deserialize)]
-struct AccessEntry {
-    #[serde(rename = "type")]
-    typ: String,
-    name: String,
-    #[serde(default)]
-    actions: Vec<String>,
+/// The `(type, name, actions)` entries of an `access` claim. Keys are matched ignoring case
+/// (`Type`, `NAME`), as the Go registry and notary-server read them (Go's JSON decoding ignores
+/// case), so a token service that capitalises them is understood the way the servers
+/// understand it. Malformed entries are skipped: they grant nothing.
+pub fn access_entries(claim: &serde_json::Value) -> Vec<(String, String, Vec<String>)> {
+    let field = |entry: &serde_json::Map<String, serde_json::Value>, key: &str| {
+        entry
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.clone())
+    };
+    let entries = claim.as_array().map(Vec::as_slice).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| {
+            let e = e.as_object()?;
+            let typ = field(e, "type")?.as_str()?.to_string();
+            let name = field(e, "name")?.as_str()?.to_string();
+            let actions = match field(e, "actions") {
+                Some(serde_json::Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|x| x.as_str().map(String::from))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            Some((typ, name, actions))
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -433,6 +458,24 @@ mod tests {
         assert!(!is_acr(&h("azurecr.io.evil.com"), &[]));
         assert!(!is_acr(&h("127.0.0.1:5000"), &[]));
         assert!(is_acr(&h("127.0.0.1:5000"), &["127.0.0.1:5000".into()]));
+    }
+
+    #[test]
+    fn access_claim_keys_are_read_ignoring_case_and_bad_entries_grant_nothing() {
+        let claim = serde_json::json!([
+            {"Type": "repository", "NAME": "r/app", "Actions": ["pull", "push"]},
+            {"type": "repository", "name": 5, "actions": ["push"]},
+            "junk",
+        ]);
+        let e = access_entries(&claim);
+        assert_eq!(
+            e,
+            vec![(
+                "repository".to_string(),
+                "r/app".to_string(),
+                vec!["pull".to_string(), "push".to_string()]
+            )]
+        );
     }
 
     #[test]

@@ -425,9 +425,12 @@ pub async fn token(
         }
         .or_else(|| identity.as_ref().map(identity_selector));
         return Ok(EntraToken {
-            tenant: tenant
-                .clone()
-                .or_else(|| identity.as_ref().map(|i| i.tenant.clone())),
+            // The token's `tid` first: the configured tenant may be a domain name, which Entra
+            // accepts and ACR's exchange refuses.
+            tenant: identity
+                .as_ref()
+                .map(|i| i.tenant.clone())
+                .or_else(|| tenant.clone()),
             token,
             source: kind.name(),
             identity,

@@ -889,3 +889,71 @@ fn refused_client_secret_does_not_fall_back_to_dockers_stored_credential() {
     assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
     assert!(stderr(&out).contains("AADSTS7000215"), "{}", stderr(&out));
 }
+
+// See: #11 item 3
+#[test]
+fn tenant_given_as_a_domain_name_signs_in_and_the_exchange_gets_the_tenant_id() {
+    let tenant = s(&identity("signer"), "tenant_id");
+    let em = start_emulator(
+        serde_json::json!({"tenant_domains": {"contoso.onmicrosoft.com": tenant}}),
+        Name::Own,
+    );
+    let mut env = env_on(&em.host, "signer");
+    env.set("AZURE_TENANT_ID", "contoso.onmicrosoft.com");
+    let reference = format!("{}:v1", unique_repo(&em.host, "tenant-domain"));
+    import_image(&env, &reference, "tenant-domain");
+    let out = run(env.plugin().args(["push", &reference]));
+    assert_success(&out, "push with the tenant given as a domain name");
+}
+
+// See: #11 item 3
+#[test]
+fn access_claim_with_capitalised_keys_is_read_as_the_registry_reads_it() {
+    let em = start_emulator(serde_json::json!({"access_keys": "capitalised"}), Name::Own);
+    let env = env_on(&em.host, "signer");
+    let reference = format!("{}:v1", unique_repo(&em.host, "capitalised"));
+    import_image(&env, &reference, "capitalised");
+    let out = run(env.plugin().args(["push", &reference]));
+    assert_success(&out, "push with a capitalised access claim");
+}
+
+/// The stack's emulator configuration with one more identity, that holds `roles`; returns the
+/// changed `identities` and the new identity's client ID and secret.
+fn with_identity(roles: &[&str]) -> (Value, String, String) {
+    let config: Value =
+        serde_json::from_str(&std::fs::read_to_string(&stack().acr_config).unwrap()).unwrap();
+    let mut identities = config["identities"].as_array().unwrap().clone();
+    let client_id = format!("0000beef-0000-4000-8000-{:012}", next_id());
+    let secret = format!("secret-{}", next_id());
+    identities.push(serde_json::json!({
+        "tenant_id": s(&identity("signer"), "tenant_id"),
+        "client_id": client_id,
+        "client_secret": secret,
+        "name": format!("test-{client_id}"),
+        "roles": roles,
+    }));
+    (Value::Array(identities), client_id, secret)
+}
+
+// See: #11 item 3
+#[test]
+fn identity_without_any_role_is_told_the_missing_role_when_acr_refuses_every_scope() {
+    let (identities, client_id, secret) = with_identity(&[]);
+    let em = start_emulator(
+        serde_json::json!({"missing_role": "refuse", "identities": identities}),
+        Name::Own,
+    );
+    let mut env = env_on(&em.host, "signer");
+    env.set("AZURE_CLIENT_ID", client_id);
+    env.set("AZURE_CLIENT_SECRET", secret);
+    let reference = format!("{}:v1", unique_repo(&em.host, "no-role"));
+    import_image(&env, &reference, "no-role");
+    let out = run(env.plugin().args(["push", &reference]));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    let err = stderr(&out);
+    assert!(err.contains("lacks AcrImageSigner"), "{err}");
+    assert!(
+        err.contains("az role assignment create --role AcrImageSigner"),
+        "{err}"
+    );
+}

@@ -28,6 +28,12 @@
 //!   (`TRUSTACR_KEYRING_SERVICE`)
 //! - audit P1-M7: `acr_stack::short_lifetimes_make_refresh_tokens_expire` panics without the
 //!   emulator binary that `stack.sh` names in stack.env
+//! - #11 item 3 (a tenant domain name forwarded to the exchange):
+//!   `acr_e2e::tenant_given_as_a_domain_name_signs_in_and_the_exchange_gets_the_tenant_id`
+//! - #11 item 3 (capitalised `access` claim keys):
+//!   `acr_e2e::access_claim_with_capitalised_keys_is_read_as_the_registry_reads_it`
+//! - #11 item 3 (every scope refused, no role hint):
+//!   `acr_e2e::identity_without_any_role_is_told_the_missing_role_when_acr_refuses_every_scope`
 //! - audit P1-W10: `acr_stack::stats_count_each_entra_exchange_and_token_call_exactly`
 
 use std::io::{Read, Write};

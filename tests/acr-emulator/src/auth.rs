@@ -61,6 +61,12 @@ fn entra_error(status: u16, error: &str, code: u32, desc: &str) -> Reply {
 
 /// `POST /{tenant}/oauth2/v2.0/token`.
 pub fn entra_token(st: &State, tenant: &str, form: &Form) -> Reply {
+    let tenant = st
+        .cfg
+        .tenant_domains
+        .iter()
+        .find(|(domain, _)| domain.eq_ignore_ascii_case(tenant))
+        .map_or(tenant, |(_, id)| id.as_str());
     let grant = form.get("grant_type").unwrap_or("");
     if grant != "client_credentials" {
         return entra_error(
@@ -362,6 +368,16 @@ pub fn exchange(st: &State, form: &Form) -> Reply {
         return unauthorized("the access token has the wrong audience");
     }
     let tid = claims["tid"].as_str().unwrap_or("");
+    // ACR takes the tenant's ID only; a domain name that Entra accepted is refused here.
+    if let Some(t) = form.get("tenant")
+        && !crate::config::is_guid(t)
+    {
+        return acr_error(
+            400,
+            "BAD_REQUEST",
+            &format!("tenant {t:?} is not a valid tenant ID"),
+        );
+    }
     if let Some(t) = form.get("tenant")
         && !t.eq_ignore_ascii_case(tid)
     {
@@ -448,6 +464,11 @@ fn access_token(st: &State, g: &Grant, scopes: &[String]) -> Result<(String, Val
             "the identity's roles do not allow every requested action",
         ));
     }
+    let claim = if st.cfg.access_keys == "capitalised" {
+        capitalise_keys(&access)
+    } else {
+        access.clone()
+    };
     let t = now();
     let token = st.token_signer.sign(&json!({
         "jti": random_hex(16),
@@ -459,7 +480,7 @@ fn access_token(st: &State, g: &Grant, scopes: &[String]) -> Result<(String, Val
         "aud": st.cfg.access_audience(),
         "version": "1.0",
         "rid": registry_id(st),
-        "access": access,
+        "access": claim,
         "roles": [],
         "grant_type": "access_token",
         "appid": g.appid,
@@ -467,6 +488,17 @@ fn access_token(st: &State, g: &Grant, scopes: &[String]) -> Result<(String, Val
         "oid": g.oid,
     }));
     Ok((token, access))
+}
+
+/// The `access` claim with `Type`, `Name` and `Actions` as keys.
+fn capitalise_keys(access: &Value) -> Value {
+    let entries = access.as_array().map(Vec::as_slice).unwrap_or_default();
+    Value::Array(
+        entries
+            .iter()
+            .map(|e| json!({"Type": e["type"], "Name": e["name"], "Actions": e["actions"]}))
+            .collect(),
+    )
 }
 
 /// Whether `access` holds every action `scopes` asked for.

@@ -54,6 +54,15 @@ pub struct Config {
     /// it as `aud`, and token requests may name it. Default: `login_server`.
     #[serde(default)]
     pub backend_service: Option<String>,
+    /// Verified domain names of tenants (`contoso.onmicrosoft.com` → tenant ID): Entra accepts
+    /// either in its token URL; ACR's exchange takes only the ID.
+    #[serde(default)]
+    pub tenant_domains: std::collections::BTreeMap<String, String>,
+    /// How access tokens spell the `access` claim's keys: `"lower"` (`type`, `name`,
+    /// `actions`, the default) or `"capitalised"` (`Type`, `Name`, `Actions`), which the Go
+    /// registry and notary-server read too (Go's JSON decoding ignores case).
+    #[serde(default = "default_access_keys")]
+    pub access_keys: String,
 }
 
 impl Config {
@@ -104,6 +113,9 @@ impl Identity {
 fn default_missing_role() -> String {
     "subset".into()
 }
+fn default_access_keys() -> String {
+    "lower".into()
+}
 fn default_token_header() -> String {
     "kid".into()
 }
@@ -136,6 +148,12 @@ impl Config {
                 c.missing_role
             ));
         }
+        if c.access_keys != "lower" && c.access_keys != "capitalised" {
+            return Err(format!(
+                "access_keys must be \"lower\" or \"capitalised\", not {:?}",
+                c.access_keys
+            ));
+        }
         for i in &c.identities {
             for r in &i.roles {
                 if !ROLES.contains(&r.as_str()) {
@@ -145,6 +163,16 @@ impl Config {
         }
         Ok(c)
     }
+}
+
+/// Whether `s` has a GUID's shape (8-4-4-4-12 hex digits).
+pub fn is_guid(s: &str) -> bool {
+    let parts: Vec<&str> = s.split('-').collect();
+    parts.len() == 5
+        && parts
+            .iter()
+            .zip([8, 4, 4, 4, 12])
+            .all(|(p, n)| p.len() == n && p.bytes().all(|b| b.is_ascii_hexdigit()))
 }
 
 /// 32 hex digits as a GUID: 8-4-4-4-12.
