@@ -11,6 +11,7 @@ use crate::dockercfg::ConfigDir;
 use crate::keystore::export::{self, ExportError};
 use crate::keystore::import::{self, Block, ImportError, Outcome, Passphrases};
 use crate::keystore::keys;
+use crate::keystore::signer::{self, SignerKeyError};
 use crate::notary::client::Repo;
 use crate::reference::ImageRef;
 
@@ -44,6 +45,38 @@ enum KeyCommand {
     /// the others' from DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE (or the NOTARY_* one for the
     /// role), else a prompt on the terminal (at least 8 characters).
     Export(ExportArgs),
+    /// Generate a signer key pair, as `docker trust key generate` does.
+    ///
+    /// An ECDSA P-256 key is stored in the keyring under the signer name NAME, and its public
+    /// key is written to DIR/NAME.pub (PEM with a `role: NAME` header) for the repository
+    /// owner's `signer add NAME REPO --key NAME.pub`.
+    Generate(GenerateArgs),
+    /// Load a signer's private key file into the keyring, as `docker trust key load` does.
+    ///
+    /// The file must be readable by its owner only. An encrypted key's passphrase comes from
+    /// DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE (or NOTARY_DELEGATION_PASSPHRASE), else a
+    /// prompt on the terminal.
+    Load(LoadArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct GenerateArgs {
+    /// The signer name (lowercase letters, digits, '-' and '_').
+    #[arg(value_name = "NAME")]
+    name: String,
+    /// Directory to write NAME.pub in [default: the current directory].
+    #[arg(long, value_name = "DIR")]
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+struct LoadArgs {
+    /// The private key file (PEM, encrypted or not).
+    #[arg(value_name = "FILE")]
+    file: PathBuf,
+    /// The signer name to store the key under [default: the file's role header, else "signer"].
+    #[arg(long, value_name = "NAME")]
+    name: Option<String>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -87,7 +120,50 @@ impl KeyArgs {
             KeyCommand::Import(a) => a.run(ctx),
             KeyCommand::List(a) => a.run(ctx).await,
             KeyCommand::Export(a) => a.run(ctx).await,
+            KeyCommand::Generate(a) => a.run(),
+            KeyCommand::Load(a) => a.run(),
         }
+    }
+}
+
+impl GenerateArgs {
+    fn run(self) -> Result<(), Error> {
+        let dir = match self.dir {
+            Some(d) => d,
+            None => std::env::current_dir().map_err(|e| SignerKeyError::NoDir {
+                path: format!("(the current directory: {e})"),
+            })?,
+        };
+        println!("Generating key for {}...", self.name);
+        let made = signer::generate(&self.name, &dir)?;
+        println!(
+            "Successfully generated and loaded private key {} for signer {}. Corresponding public key available: {}",
+            made.id,
+            self.name,
+            made.public_file.display()
+        );
+        Ok(())
+    }
+}
+
+impl LoadArgs {
+    fn run(self) -> Result<(), Error> {
+        println!("Loading key from \"{}\"...", self.file.display());
+        let d = signer::check_loadable(&self.file, self.name.as_deref(), |p| {
+            let blocks = import::collect(&[p.to_path_buf()])?;
+            import::decode_all(&blocks, &mut EnvOrTerminal)
+        })?;
+        let what = match signer::store(&d)? {
+            Outcome::Imported => "Successfully imported",
+            Outcome::AlreadyPresent => "Already in the keyring:",
+        };
+        println!(
+            "{what} key {} from {} as signer {}",
+            d.id,
+            self.file.display(),
+            d.label.role
+        );
+        Ok(())
     }
 }
 

@@ -69,7 +69,7 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Remove the signature of a tag (or, with --yes, of every tag).
     Revoke(revoke::RevokeArgs),
-    /// Manage signing keys: import docker's and notary's keys into the keyring.
+    /// Manage signing keys: import, list, back up, generate and load them.
     Key(key::KeyArgs),
 }
 
@@ -144,6 +144,9 @@ pub enum Error {
     /// A key backup could not be written.
     #[error(transparent)]
     KeyExport(#[from] crate::keystore::export::ExportError),
+    /// A signer key could not be generated, loaded or read.
+    #[error(transparent)]
+    SignerKey(#[from] crate::keystore::signer::SignerKeyError),
     /// The tag has no valid signature.
     #[error("No valid trust data for {tag} in {gun}{}", skipped_note(skipped))]
     NotSigned {

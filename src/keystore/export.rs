@@ -193,7 +193,6 @@ pub fn encrypted_pem(
     tlv(0x04, &ct, &mut body);
     let mut der_bytes = Vec::new();
     tlv(0x30, &body, &mut der_bytes);
-    // Written by hand: the pem crate refuses ':' in header values, and GUNs have ports.
     let mut headers: Vec<(&str, &str)> = Vec::new();
     // notary sets gun only for a repository's own roles; Go writes headers sorted.
     if let Some(gun) = label
@@ -205,20 +204,29 @@ pub fn encrypted_pem(
     }
     headers.push(("path", &id));
     headers.push(("role", &label.role));
-    let mut out = String::from("-----BEGIN ENCRYPTED PRIVATE KEY-----\n");
+    pem_text("ENCRYPTED PRIVATE KEY", &headers, &der_bytes).map_err(fail)
+}
+
+/// One PEM block with headers, as Go's `pem.Encode` writes it (headers in the order given,
+/// a blank line, base64 in 64-column lines). Written by hand: the pem crate refuses ':' in
+/// header values, and GUNs have ports. Refuses an empty header value or one with a line break.
+pub fn pem_text(tag: &str, headers: &[(&str, &str)], der_bytes: &[u8]) -> Result<String, String> {
+    let mut out = format!("-----BEGIN {tag}-----\n");
     for (k, v) in headers {
         if v.is_empty() || v.contains(['\n', '\r']) {
-            return Err(fail(format!("its {k} {v:?} cannot be a PEM header")));
+            return Err(format!("its {k} {v:?} cannot be a PEM header"));
         }
         out.push_str(&format!("{k}: {v}\n"));
     }
-    out.push('\n');
-    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, &der_bytes);
+    if !headers.is_empty() {
+        out.push('\n');
+    }
+    let b64 = base64::Engine::encode(&base64::engine::general_purpose::STANDARD, der_bytes);
     for line in b64.as_bytes().chunks(64) {
         out.push_str(std::str::from_utf8(line).unwrap_or_default());
         out.push('\n');
     }
-    out.push_str("-----END ENCRYPTED PRIVATE KEY-----\n");
+    out.push_str(&format!("-----END {tag}-----\n"));
     Ok(out)
 }
 
