@@ -9,6 +9,8 @@
 //! only the exchange. Access tokens are read for their `access` claim to diagnose missing roles
 //! before anything is sent.
 
+pub mod arm;
+
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -7,6 +7,7 @@ mod key;
 mod login;
 mod pull;
 mod push;
+mod registry;
 mod revoke;
 mod sign;
 mod trust;
@@ -71,6 +72,8 @@ enum Command {
     Revoke(revoke::RevokeArgs),
     /// Manage signing keys: import, list, back up, generate and load them.
     Key(key::KeyArgs),
+    /// Manage the registry over Azure Resource Manager: its content trust policy.
+    Registry(registry::RegistryArgs),
 }
 
 /// Output format of commands that report.
@@ -184,6 +187,9 @@ pub enum Error {
     /// ACR sign-in failed.
     #[error(transparent)]
     Acr(#[from] crate::acr::AcrError),
+    /// Azure Resource Manager failed or refused.
+    #[error(transparent)]
+    Arm(#[from] crate::acr::arm::ArmError),
     /// The identity lacks a role; found before anything was sent.
     #[error(
         "your identity lacks {role} on {registry}: its token for {scope} does not grant push, so nothing was sent. Ask an owner of the registry to run: az role assignment create --role {role} --assignee <your app or principal id> --scope $(az acr show --name <registry name> --query id --output tsv); then sign in again (cached ACR tokens carry the old roles: docker trustacr logout {registry})"
@@ -395,6 +401,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Inspect(args) => args.run(&ctx).await,
             Command::Revoke(args) => args.run(&ctx).await,
             Command::Key(args) => args.run(&ctx).await,
+            Command::Registry(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

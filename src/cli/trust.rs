@@ -33,6 +33,10 @@ pub struct Settings {
     /// Registries to treat as ACR besides `*.azurecr.io` and the sovereign suffixes.
     #[serde(default)]
     pub acr_registries: Vec<String>,
+    /// Per login server, the Azure Resource Manager endpoint and subscription of the registry
+    /// (`registry trust`, `doctor`), where its cloud's are not the ones to use.
+    #[serde(default)]
+    pub arm: BTreeMap<String, crate::acr::arm::ArmSetting>,
 }
 
 /// Pins, as the notary CLI's `trust_pinning`: `certs` maps a GUN, or a prefix ending in `*`, to

@@ -11,7 +11,7 @@ use crate::acr_stack::{Emulator, Name, start_emulator};
 use crate::harness::*;
 
 /// One of the emulator's test identities, by label (`signer`, `pusher`, `reader`, `wi`).
-fn identity(label: &str) -> Value {
+pub(crate) fn identity(label: &str) -> Value {
     let text = std::fs::read_to_string(&stack().acr_identities).unwrap();
     let v: Value = serde_json::from_str(&text).unwrap();
     v["identities"]
@@ -23,7 +23,7 @@ fn identity(label: &str) -> Value {
         .unwrap_or_else(|| panic!("no identity {label} in {text}"))
 }
 
-fn s(v: &Value, k: &str) -> String {
+pub(crate) fn s(v: &Value, k: &str) -> String {
     v[k].as_str()
         .unwrap_or_else(|| panic!("{k} missing in {v}"))
         .to_string()
@@ -37,7 +37,7 @@ fn env_as(who: &str) -> TestEnv {
 /// An environment signed in as `who` through the emulator answering as `host`, with a keyring
 /// namespace of its own, so that no other test's cached token or key changes which path this
 /// one takes (audit P1-W9).
-fn env_on(host: &str, who: &str) -> TestEnv {
+pub(crate) fn env_on(host: &str, who: &str) -> TestEnv {
     let stack = stack();
     let id = identity(who);
     let mut env = TestEnv::new();
@@ -63,12 +63,12 @@ fn env_on(host: &str, who: &str) -> TestEnv {
     env
 }
 
-fn all_output(out: &Output) -> String {
+pub(crate) fn all_output(out: &Output) -> String {
     format!("{}{}", stdout(out), stderr(out))
 }
 
 /// A signed image in a fresh repository of `host`, pushed by the signer identity.
-fn signed_image_on(host: &str, prefix: &str) -> String {
+pub(crate) fn signed_image_on(host: &str, prefix: &str) -> String {
     let env = env_on(host, "signer");
     let reference = format!("{}:v1", unique_repo(host, prefix));
     import_image(&env, &reference, prefix);
@@ -919,7 +919,7 @@ fn access_claim_with_capitalised_keys_is_read_as_the_registry_reads_it() {
 
 /// The stack's emulator configuration with one more identity, that holds `roles`; returns the
 /// changed `identities` and the new identity's client ID and secret.
-fn with_identity(roles: &[&str]) -> (Value, String, String) {
+pub(crate) fn with_identity(roles: &[&str]) -> (Value, String, String) {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(&stack().acr_config).unwrap()).unwrap();
     let mut identities = config["identities"].as_array().unwrap().clone();

@@ -721,6 +721,13 @@ pub struct Emulator {
     pub host: String,
 }
 
+impl Emulator {
+    /// The emulator's call counters (`/_emulator/stats`).
+    pub fn stats(&self) -> Value {
+        curl(&format!("{}/_emulator/stats", self.base), &[]).json()
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

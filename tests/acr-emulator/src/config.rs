@@ -63,6 +63,10 @@ pub struct Config {
     /// registry and notary-server read too (Go's JSON decoding ignores case).
     #[serde(default = "default_access_keys")]
     pub access_keys: String,
+    /// The registry as Azure Resource Manager shows it (`arm.rs`); without it, ARM answers
+    /// that the subscription does not exist.
+    #[serde(default)]
+    pub arm: Option<crate::arm::ArmConfig>,
 }
 
 impl Config {

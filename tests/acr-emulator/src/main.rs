@@ -9,10 +9,12 @@
 //! - `POST /oauth2/token`, `GET /oauth2/token` (Basic): ACR access tokens in docker
 //!   distribution's format, with the subset of the requested actions the roles allow
 //! - `/v2/…`: proxied, `/v2/<GUN>/_trust/…` to notary-server, the rest to the registry
+//! - `GET|PATCH /subscriptions/…`: Azure Resource Manager for this registry (`arm.rs`)
 //! - `GET /_emulator/stats`: call counters
 //!
 //! Tokens and secrets are never logged.
 
+mod arm;
 mod auth;
 mod config;
 mod jwt;
@@ -73,6 +75,7 @@ pub struct State {
     pub entra_signer: jwt::Signer,
     pub stats: Stats,
     pub proxy: proxy::Proxy,
+    pub arm_state: std::sync::Mutex<arm::ArmState>,
 }
 
 fn main() {
@@ -101,7 +104,14 @@ fn run(config_path: &str) -> Result<(), String> {
     let tls = tls_server_config(&cfg)?;
     let proxy = proxy::Proxy::new(&cfg)?;
     let listen = cfg.listen.clone();
+    let arm_state = std::sync::Mutex::new(arm::ArmState {
+        trust_policy: cfg
+            .arm
+            .as_ref()
+            .map_or_else(String::new, |a| a.trust_policy.clone()),
+    });
     let state = Arc::new(State {
+        arm_state,
         cfg,
         token_signer,
         entra_signer,
@@ -213,6 +223,24 @@ async fn route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
     };
     if path == "/v2" || path.starts_with("/v2/") {
         return st.proxy.forward(st, req).await;
+    }
+    if path.starts_with("/subscriptions/") {
+        let authz = req
+            .headers()
+            .get(hyper::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(String::from);
+        let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return auth::acr_error(400, "BAD_REQUEST", "unreadable request body")
+                    .into_response();
+            }
+        };
+        let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        return arm::route(st, &method, &parts, authz.as_deref(), &body)
+            .unwrap_or_else(|| auth::acr_error(404, "NOT_FOUND", "not found"))
+            .into_response();
     }
     match (&method, path.as_str()) {
         (&Method::GET, "/_emulator/stats") => {
