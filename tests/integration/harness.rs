@@ -385,3 +385,50 @@ pub fn docker_push(env: &TestEnv, reference: &str, content: &str) -> (String, u6
     let (digest, size) = rest.split_once(" size: ").unwrap();
     (digest.to_string(), size.trim().parse().unwrap())
 }
+
+/// Waits for exit; the deadline only turns a hang into a failure.
+pub fn wait_output(mut child: Child, within: std::time::Duration) -> Output {
+    let start = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > within {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "the plugin did not stop within {within:?}\nstdout:\n{}\nstderr:\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Has the stack's notary-server create `gun`'s timestamp and snapshot keys, one request at a
+/// time (see the crash described in the racing-first-signers test).
+pub fn create_server_keys(gun: &str) {
+    let stack = stack();
+    for role in ["timestamp", "snapshot"] {
+        let url = format!("{}/v2/{gun}/_trust/tuf/{role}.key", stack.notary_url);
+        let out = Command::new("curl")
+            .args([
+                "-sS",
+                "--max-time",
+                "30",
+                "-w",
+                "\n%{http_code}",
+                "--cacert",
+            ])
+            .arg(&stack.notary_ca)
+            .arg(&url)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run curl");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && text.ends_with("\n200") && text.contains("\"keytype\""),
+            "GET {url} did not return a key: {text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -10,6 +10,7 @@ mod acr_e2e;
 mod acr_stack;
 mod attacks_wire;
 mod cancel;
+mod concurrency;
 mod doctor;
 mod endpoint;
 mod info;

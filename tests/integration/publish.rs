@@ -3,7 +3,7 @@
 //! live is then read with the notary CLI, straight from notary-server.
 
 use std::path::Path;
-use std::process::{Child, Output, Stdio};
+use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,24 +63,6 @@ fn wait_for(flag: &AtomicBool, child: &mut Child, what: &str) {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-}
-
-/// Waits for exit; the deadline only turns a hang into a failure.
-fn wait_output(mut child: Child, within: Duration) -> Output {
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > within {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "the plugin did not stop within {within:?}\nstdout:\n{}\nstderr:\n{}",
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 /// Holds every GET that follows the trust upload (the read-back) for a minute, and raises the
@@ -214,35 +196,6 @@ fn first_signers_racing_to_initialise_one_repository_all_land() {
     for t in &tags {
         let out = run(env.plugin().args(["verify", &format!("{repo}:{t}")]));
         assert_success(&out, "verify each racing signer's tag");
-    }
-}
-
-/// Has the stack's notary-server create `gun`'s timestamp and snapshot keys, one request at a
-/// time (see the crash described in the racing-first-signers test).
-fn create_server_keys(gun: &str) {
-    let stack = stack();
-    for role in ["timestamp", "snapshot"] {
-        let url = format!("{}/v2/{gun}/_trust/tuf/{role}.key", stack.notary_url);
-        let out = std::process::Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-w",
-                "\n%{http_code}",
-                "--cacert",
-            ])
-            .arg(&stack.notary_ca)
-            .arg(&url)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run curl");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.ends_with("\n200") && text.contains("\"keytype\""),
-            "GET {url} did not return a key: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
     }
 }
 

@@ -373,51 +373,6 @@ fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
 }
 
 #[test]
-fn concurrent_signers_of_one_repository_all_land() {
-    let env = trust_env();
-    let repo = unique_repo(&stack().registry, "race");
-    docker_push(&env, &format!("{repo}:base"), "base");
-    assert_success(
-        &run(env.plugin().args(["sign", &format!("{repo}:base")])),
-        "sign base",
-    );
-    let tags: Vec<String> = (0..4).map(|i| format!("t{i}")).collect();
-    for t in &tags {
-        docker_push(&env, &format!("{repo}:{t}"), t);
-    }
-    // Separate trust caches, as on separate machines sharing the keyring entry for the repo.
-    let children: Vec<_> = tags
-        .iter()
-        .map(|t| {
-            let cfg = env.home.join(format!("cfg-{t}"));
-            std::fs::create_dir_all(&cfg).unwrap();
-            env.plugin()
-                .env("DOCKER_CONFIG", &cfg)
-                .args(["sign", &format!("{repo}:{t}")])
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
-        })
-        .collect();
-    for c in children {
-        let out = c.wait_with_output().unwrap();
-        assert_success(&out, "concurrent sign");
-    }
-    let out = notary(&env, &["list", &repo]);
-    assert_success(&out, "notary list");
-    for t in tags.iter().chain(std::iter::once(&"base".to_string())) {
-        assert!(
-            stdout(&out)
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(t)),
-            "{t} missing:\n{}",
-            stdout(&out)
-        );
-    }
-}
-
-#[test]
 fn unreachable_keyring_stops_signing_before_anything_is_published() {
     let mut env = trust_env();
     let repo = unique_repo(&stack().registry, "nokeyring");
