@@ -1,6 +1,7 @@
 //! The command line: clap definitions, dispatch, and the one place where errors become text
 //! and exit codes.
 
+mod doctor;
 mod info;
 mod inspect;
 mod key;
@@ -74,6 +75,9 @@ enum Command {
     Key(key::KeyArgs),
     /// Manage the registry over Azure Resource Manager: its content trust policy.
     Registry(registry::RegistryArgs),
+    /// Check everything a signed push needs (sign-in, roles, registry settings, trust data,
+    /// keys, expiry) and say how to fix what is wrong.
+    Doctor(doctor::DoctorArgs),
 }
 
 /// Output format of commands that report.
@@ -402,6 +406,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Revoke(args) => args.run(&ctx).await,
             Command::Key(args) => args.run(&ctx).await,
             Command::Registry(args) => args.run(&ctx).await,
+            Command::Doctor(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

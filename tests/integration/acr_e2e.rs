@@ -920,13 +920,18 @@ fn access_claim_with_capitalised_keys_is_read_as_the_registry_reads_it() {
 /// The stack's emulator configuration with one more identity, that holds `roles`; returns the
 /// changed `identities` and the new identity's client ID and secret.
 pub(crate) fn with_identity(roles: &[&str]) -> (Value, String, String) {
+    with_identity_in(&s(&identity("signer"), "tenant_id"), roles)
+}
+
+/// As [`with_identity`], in `tenant`.
+pub(crate) fn with_identity_in(tenant: &str, roles: &[&str]) -> (Value, String, String) {
     let config: Value =
         serde_json::from_str(&std::fs::read_to_string(&stack().acr_config).unwrap()).unwrap();
     let mut identities = config["identities"].as_array().unwrap().clone();
     let client_id = format!("0000beef-0000-4000-8000-{:012}", next_id());
     let secret = format!("secret-{}", next_id());
     identities.push(serde_json::json!({
-        "tenant_id": s(&identity("signer"), "tenant_id"),
+        "tenant_id": tenant,
         "client_id": client_id,
         "client_secret": secret,
         "name": format!("test-{client_id}"),

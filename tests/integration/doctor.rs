@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::acr_e2e::{all_output, env_on, identity, s};
+use crate::acr_e2e::{all_output, env_on, identity, s, signed_image_on, with_identity_in};
 use crate::acr_stack::{Emulator, Name, start_emulator};
 use crate::harness::*;
 
@@ -34,10 +34,18 @@ fn arm_env(em: &Emulator, who: &str) -> TestEnv {
 }
 
 fn write_settings(env: &TestEnv, host: &str, endpoint: &str) {
-    let settings = json!({
+    write_settings_with(env, host, endpoint, json!({}));
+}
+
+/// trustacr.json for `host` with ARM at `endpoint`, plus the `extra` settings.
+fn write_settings_with(env: &TestEnv, host: &str, endpoint: &str, extra: Value) {
+    let mut settings = json!({
         "acr_registries": [host],
         "arm": {host: {"endpoint": endpoint, "subscription": SUBSCRIPTION}},
     });
+    for (k, v) in extra.as_object().unwrap() {
+        settings[k] = v.clone();
+    }
     std::fs::write(env.config.join("trustacr.json"), settings.to_string()).unwrap();
 }
 
@@ -147,4 +155,199 @@ fn arm_endpoint_that_is_not_https_is_refused_before_any_token_is_asked_for() {
     );
     let stats = em.stats();
     assert_eq!(stats["entra_token"], 0, "{stats}");
+}
+
+/// `doctor TARGET --format json` in `env`: its exit code and report.
+fn doctor(env: &TestEnv, target: &str) -> (Option<i32>, Value, String) {
+    let out = run(env.plugin().args(["doctor", target, "--format", "json"]));
+    let all = all_output(&out);
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("doctor printed no JSON report ({e}): {all}"));
+    (out.status.code(), report, all)
+}
+
+/// The check `id` of a doctor report.
+fn check<'a>(report: &'a Value, id: &str) -> &'a Value {
+    report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["id"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {report}"))
+}
+
+/// Asserts that doctor exits 1 and that check `id` failed with `words` in its detail, and
+/// that it gives a fix.
+fn assert_fails(result: &(Option<i32>, Value, String), id: &str, words: &str) {
+    let (code, report, all) = result;
+    assert_eq!(*code, Some(1), "{all}");
+    let c = check(report, id);
+    assert_eq!(c["status"], "fail", "{c}\n{all}");
+    assert!(c["detail"].as_str().unwrap().contains(words), "{c}");
+    assert!(c["hint"].as_str().is_some_and(|h| !h.is_empty()), "{c}");
+}
+
+#[test]
+fn doctor_on_a_healthy_setup_exits_0_and_names_the_identity_from_its_claims() {
+    let em = arm_emulator(json!({}), json!({}));
+    let env = arm_env(&em, "signer");
+    let reference = format!("{}:v1", unique_repo(&em.host, "healthy"));
+    import_image(&env, &reference, "healthy");
+    assert_success(&run(env.plugin().args(["push", &reference])), "push");
+    let (code, report, all) = doctor(&env, &reference);
+    assert_eq!(code, Some(0), "{all}");
+    for c in report["checks"].as_array().unwrap() {
+        assert_ne!(c["status"], "fail", "{c}");
+    }
+    let who = check(&report, "entra")["detail"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let signer = identity("signer");
+    assert!(
+        who.contains(&s(&signer, "tenant_id")) && who.contains(&s(&signer, "client_id")),
+        "{who}"
+    );
+    assert!(!all.contains("eyJ"), "a token was printed: {all}");
+    assert_eq!(check(&report, "actions")["status"], "ok");
+    assert_eq!(check(&report, "keys")["status"], "ok");
+    assert!(
+        check(&report, "retirement")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("2028-03-31")
+    );
+    // The text report: one line per check with its mark.
+    let out = run(env.plugin().args(["doctor", &reference]));
+    assert_success(&out, "doctor (text)");
+    let text = stdout(&out);
+    assert!(
+        text.contains("✔ actions") && text.contains("! retirement"),
+        "{text}"
+    );
+}
+
+fn doctor_as(who: &str, prefix: &str) -> (Option<i32>, Value, String) {
+    let em = arm_emulator(json!({}), json!({}));
+    let reference = signed_image_on(&em.host, prefix);
+    doctor(&arm_env(&em, who), &reference)
+}
+
+#[test]
+fn doctor_finds_a_missing_acr_image_signer_role() {
+    assert_fails(
+        &doctor_as("pusher", "dr-pusher"),
+        "actions",
+        "lacks AcrImageSigner",
+    );
+}
+
+#[test]
+fn doctor_finds_an_identity_with_acr_pull_only() {
+    assert_fails(
+        &doctor_as("reader", "dr-reader"),
+        "actions",
+        "lacks AcrPush",
+    );
+}
+
+fn doctor_with_arm(arm: Value, prefix: &str) -> (Option<i32>, Value, String) {
+    let em = arm_emulator(arm, json!({}));
+    let env = arm_env(&em, "signer");
+    let reference = format!("{}:v1", unique_repo(&em.host, prefix));
+    doctor(&env, &reference)
+}
+
+#[test]
+fn doctor_finds_an_abac_registry() {
+    let r = doctor_with_arm(
+        json!({"role_assignment_mode": "AbacRepositoryPermissions"}),
+        "dr-abac",
+    );
+    assert_fails(&r, "role-assignment-mode", "ABAC");
+}
+
+#[test]
+fn doctor_finds_a_registry_that_is_not_premium() {
+    let r = doctor_with_arm(json!({"sku": "Standard"}), "dr-sku");
+    assert_fails(&r, "sku", "Standard SKU");
+}
+
+#[test]
+fn doctor_finds_the_trust_policy_disabled() {
+    let r = doctor_with_arm(json!({"trust_policy": "disabled"}), "dr-policy");
+    assert_fails(&r, "trust-policy", "content trust is disabled");
+}
+
+fn doctor_with_password_in_config(username: &str) {
+    use base64::Engine;
+    let em = arm_emulator(json!({}), json!({}));
+    let env = arm_env(&em, "signer");
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:pw-Zq81xKv"));
+    std::fs::write(
+        env.config.join("config.json"),
+        json!({"auths": {em.host.clone(): {"auth": auth}}}).to_string(),
+    )
+    .unwrap();
+    let reference = format!("{}:v1", unique_repo(&em.host, "dr-basic"));
+    let r = doctor(&env, &reference);
+    assert_fails(&r, "credential", "username and password");
+    assert!(
+        !r.2.contains("pw-Zq81xKv"),
+        "the password was printed: {}",
+        r.2
+    );
+}
+
+#[test]
+fn doctor_finds_admin_credentials_in_config_json() {
+    doctor_with_password_in_config("trustacremu");
+}
+
+#[test]
+fn doctor_finds_a_repository_scoped_token_in_config_json() {
+    doctor_with_password_in_config("ci-scoped-token");
+}
+
+#[test]
+fn doctor_explains_the_exchange_refusing_a_personal_account() {
+    let (identities, client_id, secret) = with_identity_in(
+        "9188040d-6c67-4c5b-b112-36a304b66dad",
+        &["AcrPush", "AcrImageSigner"],
+    );
+    let em = arm_emulator(json!({}), json!({"identities": identities}));
+    let mut env = arm_env(&em, "signer");
+    env.set("AZURE_TENANT_ID", "9188040d-6c67-4c5b-b112-36a304b66dad");
+    env.set("AZURE_CLIENT_ID", client_id);
+    env.set("AZURE_CLIENT_SECRET", secret);
+    let reference = format!("{}:v1", unique_repo(&em.host, "dr-msa"));
+    assert_fails(
+        &doctor(&env, &reference),
+        "exchange",
+        "personal Microsoft account",
+    );
+}
+
+#[test]
+fn doctor_finds_no_key_here_for_the_repository() {
+    assert_fails(
+        &doctor_as("signer", "dr-nokey"),
+        "keys",
+        "no key in this keyring",
+    );
+}
+
+#[test]
+fn doctor_finds_trust_data_that_does_not_match_the_pin() {
+    let em = arm_emulator(json!({}), json!({}));
+    let reference = signed_image_on(&em.host, "dr-pin");
+    let env = arm_env(&em, "signer");
+    let gun = reference.rsplit_once(':').unwrap().0;
+    write_settings_with(
+        &env,
+        &em.host,
+        &format!("https://{}", em.host),
+        json!({"trust_pinning": {"certs": {gun: ["0".repeat(64)]}}}),
+    );
+    assert_fails(&doctor(&env, &reference), "trust-data", "does not verify");
 }

@@ -16,6 +16,8 @@ const ARM_AUDIENCES: [&str; 3] = [
     "https://management.azure.com",
     "https://management.core.windows.net/",
 ];
+/// The tenant of personal Microsoft accounts.
+const MSA_TENANT: &str = "9188040d-6c67-4c5b-b112-36a304b66dad";
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// A parsed `application/x-www-form-urlencoded` body or query string.
@@ -368,6 +370,10 @@ pub fn exchange(st: &State, form: &Form) -> Reply {
         return unauthorized("the access token has the wrong audience");
     }
     let tid = claims["tid"].as_str().unwrap_or("");
+    // Personal Microsoft accounts sign in to Entra in this tenant; ACR refuses them.
+    if tid.eq_ignore_ascii_case(MSA_TENANT) {
+        return unauthorized("personal Microsoft accounts are not supported");
+    }
     // ACR takes the tenant's ID only; a domain name that Entra accepted is refused here.
     if let Some(t) = form.get("tenant")
         && !crate::config::is_guid(t)
