@@ -351,3 +351,36 @@ fn doctor_finds_trust_data_that_does_not_match_the_pin() {
     );
     assert_fails(&doctor(&env, &reference), "trust-data", "does not verify");
 }
+
+/// `registry trust show` against an ARM that answers the registry list with `hostile`.
+fn show_against_hostile_arm(hostile: &str) -> String {
+    let em = arm_emulator(json!({"hostile": hostile}), json!({}));
+    let env = arm_env(&em, "signer");
+    let out = run(env.plugin().args(["registry", "trust", "show", &em.host]));
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    stderr(&out)
+}
+
+// See: #11 item 2
+#[test]
+fn huge_arm_answer_is_refused_at_the_size_limit() {
+    let err = show_against_hostile_arm("huge");
+    assert!(err.contains("refusing the response"), "{err}");
+}
+
+// See: #11 item 2
+#[test]
+fn malformed_arm_answer_is_a_clear_error() {
+    let err = show_against_hostile_arm("malformed");
+    assert!(
+        err.contains("something unexpected") && err.contains("no \"value\" list"),
+        "{err}"
+    );
+}
+
+// See: #11 item 2
+#[test]
+fn arm_next_link_to_another_server_is_not_followed_with_the_token() {
+    let err = show_against_hostile_arm("foreign_next");
+    assert!(err.contains("nextLink points to another server"), "{err}");
+}

@@ -38,6 +38,10 @@ pub struct ArmConfig {
     /// never enabled it.
     #[serde(default)]
     pub refuse_enable: bool,
+    /// A hostile ARM for the list call: `"huge"` (6 MiB), `"malformed"` (no list) or
+    /// `"foreign_next"` (a `nextLink` to another server).
+    #[serde(default)]
+    pub hostile: Option<String>,
 }
 
 fn default_group() -> String {
@@ -170,6 +174,18 @@ pub fn route(
     }
     let readable = !a.no_access.iter().any(|c| c.eq_ignore_ascii_case(&who));
     match (method.as_str(), rest) {
+        ("GET", ["providers", "Microsoft.ContainerRegistry", "registries"])
+            if a.hostile.is_some() =>
+        {
+            Some(match a.hostile.as_deref() {
+                Some("huge") => Reply::json(200, json!({"value": [], "pad": "x".repeat(6 << 20)})),
+                Some("foreign_next") => Reply::json(
+                    200,
+                    json!({"value": [], "nextLink": "https://attacker.invalid/steal?api-version=1"}),
+                ),
+                _ => Reply::json(200, json!({"value": "not a list"})),
+            })
+        }
         ("GET", ["providers", "Microsoft.ContainerRegistry", "registries"]) => {
             let value = if readable {
                 vec![registry_json(st, &a)]
