@@ -5,7 +5,11 @@
 //! the reference. Nothing here fetches from a registry: discovery lives in
 //! [`crate::registry::referrers`], which feeds bytes in, as the DCT client does for [`crate::tuf`].
 
+pub mod chain;
 pub mod envelope;
+pub mod policy;
+pub mod truststore;
+pub mod verify;
 
 /// `artifactType` of a signature manifest (shape A), or its `config.mediaType` (legacy shape B).
 pub const ARTIFACT_TYPE_SIGNATURE: &str = "application/vnd.cncf.notary.signature";

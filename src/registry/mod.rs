@@ -6,6 +6,7 @@ pub mod auth;
 pub mod endpoint;
 pub mod http;
 pub mod manifest;
+pub mod referrers;
 
 pub use http::{
     AuthedClient, HttpError, client_for, describe, install_crypto_provider, read_limited, redact,

@@ -1,0 +1,591 @@
+//! The Notary Project verification core against signatures and policies written by notation
+//! itself (tests/data/notation, from the notaryproject repositories): the valid ones verify,
+//! each failure case is refused by the check notation names, every invalid policy is refused.
+
+use std::path::{Path, PathBuf};
+
+use docker_trustacr::notation::envelope::{Descriptor, parse_jws};
+use docker_trustacr::notation::policy::{Policy, PolicyError, Statement};
+use docker_trustacr::notation::truststore::{StoreCertificate, parse_certificates};
+use docker_trustacr::notation::verify::{Anchors, Check, Failure, Verified, verify};
+use docker_trustacr::notation::{MEDIA_TYPE_COSE, MEDIA_TYPE_JWS};
+use time::OffsetDateTime;
+
+fn data() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/notation")
+}
+
+fn read(rel: &str) -> Vec<u8> {
+    std::fs::read(data().join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+fn store(files: &[&str]) -> Vec<StoreCertificate> {
+    files
+        .iter()
+        .flat_map(|f| parse_certificates(&read(f)).unwrap())
+        .collect()
+}
+
+/// Every certificate notation's e2e tests put in the `ca:e2e` store.
+fn e2e_store() -> Vec<StoreCertificate> {
+    store(&[
+        "localkeys/e2e.crt",
+        "localkeys/new_e2e.crt",
+        "localkeys/expired_e2e.crt",
+    ])
+}
+
+fn statement(policy: &str) -> Statement {
+    let p = Policy::parse(&read(&format!("trustpolicies/{policy}"))).unwrap();
+    p.statement_for("localhost:5000/e2e").unwrap().clone()
+}
+
+fn anchors(ca: Vec<StoreCertificate>, tsa: bool) -> Anchors {
+    Anchors {
+        ca: vec![Ok(ca)],
+        signing_authority: vec![],
+        tsa_configured: tsa,
+    }
+}
+
+fn now() -> OffsetDateTime {
+    OffsetDateTime::now_utc()
+}
+
+struct Layout {
+    dir: PathBuf,
+    subject: Descriptor,
+    signatures: Vec<(String, Vec<u8>)>,
+}
+
+/// Reads an OCI layout from the vectors: the tagged image, and every signature manifest's
+/// envelope (layer media type and bytes).
+fn layout(name: &str) -> Layout {
+    let dir = data().join("oci_layout").join(name);
+    let blob = |digest: &str| {
+        std::fs::read(
+            dir.join("blobs/sha256")
+                .join(digest.trim_start_matches("sha256:")),
+        )
+        .unwrap()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let mut subject = None;
+    let mut signatures = Vec::new();
+    for m in index["manifests"].as_array().unwrap() {
+        let digest = m["digest"].as_str().unwrap();
+        if m["annotations"]["org.opencontainers.image.ref.name"] == "v1" {
+            subject = Some(Descriptor {
+                media_type: m["mediaType"].as_str().unwrap().into(),
+                digest: digest.into(),
+                size: m["size"].as_u64().unwrap(),
+                annotations: None,
+            });
+            continue;
+        }
+        let manifest: serde_json::Value = serde_json::from_slice(&blob(digest)).unwrap();
+        if manifest.get("subject").is_none() {
+            continue;
+        }
+        let layer = &manifest["layers"][0];
+        signatures.push((
+            layer["mediaType"].as_str().unwrap().to_string(),
+            blob(layer["digest"].as_str().unwrap()),
+        ));
+    }
+    Layout {
+        dir,
+        subject: subject.unwrap(),
+        signatures,
+    }
+}
+
+fn verify_layout(
+    name: &str,
+    policy: &str,
+    ca: Vec<StoreCertificate>,
+) -> Vec<Result<Verified, Failure>> {
+    let l = layout(name);
+    assert!(
+        !l.signatures.is_empty(),
+        "{}: no signature",
+        l.dir.display()
+    );
+    l.signatures
+        .iter()
+        .map(|(mt, bytes)| {
+            verify(
+                mt,
+                bytes,
+                &l.subject,
+                &statement(policy),
+                &anchors(ca.clone(), false),
+                now(),
+            )
+        })
+        .collect()
+}
+
+fn only_failure(results: Vec<Result<Verified, Failure>>) -> Failure {
+    assert_eq!(results.len(), 1);
+    results.into_iter().next().unwrap().unwrap_err()
+}
+
+/// The leaf of an envelope, as a store entry: pins that exact signing certificate.
+fn own_leaf(envelope: &[u8]) -> Vec<StoreCertificate> {
+    let env = parse_jws(envelope).unwrap();
+    parse_certificates(&env.certificate_chain[0]).unwrap()
+}
+
+#[test]
+fn notations_valid_signature_verifies_with_the_e2e_certificate() {
+    let results = verify_layout(
+        "e2e-valid-signature",
+        "trustpolicy.json",
+        store(&["localkeys/e2e.crt"]),
+    );
+    let v = results.into_iter().next().unwrap().unwrap();
+    assert_eq!(
+        v.payload.target_artifact.digest,
+        layout("e2e-valid-signature").subject.digest
+    );
+    assert!(v.signer.contains("CN=e2e"), "{}", v.signer);
+    assert!(v.logged.is_empty());
+}
+
+#[test]
+fn one_valid_signature_among_several_is_enough() {
+    let results = verify_layout(
+        "e2e-valid-multiple-signatures",
+        "trustpolicy.json",
+        store(&["localkeys/e2e.crt"]),
+    );
+    assert!(results.len() >= 2);
+    assert!(results.iter().any(|r| r.is_ok()), "{results:?}");
+}
+
+#[test]
+fn an_expired_signature_is_refused_by_the_expiry_check() {
+    let f = only_failure(verify_layout(
+        "e2e-expired-signature",
+        "trustpolicy.json",
+        e2e_store(),
+    ));
+    assert_eq!(f.check, Check::Expiry, "{f}");
+}
+
+#[test]
+fn an_invalid_signature_is_refused_by_the_integrity_check() {
+    let f = only_failure(verify_layout(
+        "e2e-invalid-signature",
+        "trustpolicy.json",
+        e2e_store(),
+    ));
+    assert_eq!(f.check, Check::Integrity, "{f}");
+}
+
+#[test]
+fn a_signature_by_an_expired_certificate_is_refused_by_the_authentic_timestamp_check() {
+    let f = only_failure(verify_layout(
+        "e2e-with-expired-cert",
+        "trustpolicy.json",
+        e2e_store(),
+    ));
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("expired"), "{f}");
+}
+
+#[test]
+fn expired_certificate_signatures_are_only_logged_at_level_audit() {
+    let results = verify_layout(
+        "e2e-with-expired-cert",
+        "audit_trustpolicy.json",
+        e2e_store(),
+    );
+    let v = results.into_iter().next().unwrap().unwrap();
+    assert_eq!(v.logged[0].check, Check::AuthenticTimestamp);
+}
+
+#[test]
+fn a_signature_whose_certificate_is_not_in_the_store_is_refused_by_authenticity() {
+    let f = only_failure(verify_layout(
+        "e2e-valid-signature",
+        "trustpolicy.json",
+        store(&["localkeys/new_e2e.crt"]),
+    ));
+    assert_eq!(f.check, Check::Authenticity, "{f}");
+}
+
+#[test]
+fn trusted_identities_match_the_leaf_subject_as_notation_does() {
+    let l = layout("e2e-valid-signature");
+    let (mt, bytes) = &l.signatures[0];
+    let a = anchors(store(&["localkeys/e2e.crt"]), false);
+    let ok = statement("valid_trusted_identity_trustpolicy.json");
+    verify(mt, bytes, &l.subject, &ok, &a, now()).unwrap();
+    let other = statement("invalid_trusted_identity_trustpolicy.json");
+    let f = verify(mt, bytes, &l.subject, &other, &a, now()).unwrap_err();
+    assert_eq!(f.check, Check::TrustedIdentity, "{f}");
+}
+
+#[test]
+fn a_signature_for_another_manifest_is_refused_by_the_target_artifact_check() {
+    let l = layout("e2e-valid-signature");
+    let (mt, bytes) = &l.signatures[0];
+    let mut other = l.subject.clone();
+    other.digest = format!("sha256:{}", "0".repeat(64));
+    let f = verify(
+        mt,
+        bytes,
+        &other,
+        &statement("trustpolicy.json"),
+        &anchors(e2e_store(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::TargetArtifact, "{f}");
+    let mut other = l.subject.clone();
+    other.size += 1;
+    assert!(
+        verify(
+            mt,
+            bytes,
+            &other,
+            &statement("trustpolicy.json"),
+            &anchors(e2e_store(), false),
+            now()
+        )
+        .is_err()
+    );
+}
+
+#[test]
+fn a_tampered_payload_fails_integrity() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let l = layout("e2e-valid-signature");
+    let (mt, bytes) = &l.signatures[0];
+    let mut env: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let payload = b64.decode(env["payload"].as_str().unwrap()).unwrap();
+    let tampered = String::from_utf8(payload)
+        .unwrap()
+        .replace(&format!("\"size\":{}", l.subject.size), "\"size\":1");
+    env["payload"] = b64.encode(tampered).into();
+    let mut subject = l.subject.clone();
+    subject.size = 1;
+    let f = verify(
+        mt,
+        &serde_json::to_vec(&env).unwrap(),
+        &subject,
+        &statement("trustpolicy.json"),
+        &anchors(e2e_store(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
+}
+
+#[test]
+fn an_alg_that_does_not_belong_to_the_key_fails_integrity() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let l = layout("e2e-valid-signature");
+    let (mt, bytes) = &l.signatures[0];
+    let mut env: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let protected =
+        String::from_utf8(b64.decode(env["protected"].as_str().unwrap()).unwrap()).unwrap();
+    env["protected"] = b64.encode(protected.replace("PS256", "PS384")).into();
+    let f = verify(
+        mt,
+        &serde_json::to_vec(&env).unwrap(),
+        &l.subject,
+        &statement("trustpolicy.json"),
+        &anchors(e2e_store(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
+    assert!(
+        f.reason.contains("PS384") && f.reason.contains("PS256"),
+        "{f}"
+    );
+}
+
+#[test]
+fn an_unknown_critical_header_fails_integrity() {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let l = layout("e2e-valid-signature");
+    let (mt, bytes) = &l.signatures[0];
+    let mut env: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let protected =
+        String::from_utf8(b64.decode(env["protected"].as_str().unwrap()).unwrap()).unwrap();
+    let protected = protected.replace(
+        "\"crit\":[\"io.cncf.notary.signingScheme\"]",
+        "\"crit\":[\"io.cncf.notary.signingScheme\",\"io.example.mustUnderstand\"],\"io.example.mustUnderstand\":1",
+    );
+    env["protected"] = b64.encode(protected).into();
+    let f = verify(
+        mt,
+        &serde_json::to_vec(&env).unwrap(),
+        &l.subject,
+        &statement("trustpolicy.json"),
+        &anchors(e2e_store(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
+    assert!(f.reason.contains("io.example.mustUnderstand"), "{f}");
+}
+
+/// The sigEnv vectors carry their own target; verify them against it with their own leaf pinned.
+fn sig_env(name: &str, tsa: bool, policy: &str) -> Result<Verified, Failure> {
+    let bytes = read(&format!("sigEnv/{name}"));
+    let env = parse_jws(&bytes).unwrap();
+    verify(
+        MEDIA_TYPE_JWS,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement(policy),
+        &anchors(own_leaf(&bytes), tsa),
+        now(),
+    )
+}
+
+#[test]
+fn notation_go_jws_signatures_with_and_without_a_timestamp_verify_while_their_certificate_is_valid()
+{
+    sig_env("withoutTimestamp.sig", false, "trustpolicy.json").unwrap();
+    let bytes = read("sigEnv/jwsWithTimestamp.sig");
+    assert!(parse_jws(&bytes).unwrap().timestamp_signature.is_some());
+    sig_env("jwsWithTimestamp.sig", false, "trustpolicy.json").unwrap();
+    let bytes = read("jws_signature.sig");
+    let env = parse_jws(&bytes).unwrap();
+    verify(
+        MEDIA_TYPE_JWS,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement("trustpolicy.json"),
+        &anchors(own_leaf(&bytes), false),
+        now(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn an_expired_certificate_with_a_timestamp_is_refused_because_timestamps_are_not_verified() {
+    // notation would verify the RFC 3161 token against a tsa store; this verifier does not, and
+    // then every certificate must be valid now, as notation requires without a tsa store.
+    let f = sig_env("jwsExpiredWithTimestamp.sig", false, "trustpolicy.json").unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    let f = sig_env(
+        "jwsExpiredWithTimestamp.sig",
+        true,
+        "timestamp_trustpolicy.json",
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("RFC 3161"), "{f}");
+}
+
+#[test]
+fn a_policy_that_asks_for_timestamps_only_after_expiry_accepts_a_valid_certificate() {
+    sig_env(
+        "jwsWithTimestamp.sig",
+        true,
+        "timestamp_after_cert_expiry_trustpolicy.json",
+    )
+    .unwrap();
+}
+
+#[test]
+fn notation_timestamped_layouts_are_refused_by_expiry_then_by_authentic_timestamp() {
+    // The first carries an expiry that has passed, so notation's order reports expiry first;
+    // both have a certificate that expired since, so with expiry only logged, the certificate's
+    // validity (no RFC 3161 verification here) refuses them.
+    let expiry_logged = Policy::parse(
+        br#"{"version":"1.0","trustPolicies":[{"name":"e2e","registryScopes":["*"],
+            "signatureVerification":{"level":"strict","override":{"expiry":"log"}},
+            "trustStores":["ca:e2e"],"trustedIdentities":["*"]}]}"#,
+    )
+    .unwrap();
+    for (name, first) in [
+        ("e2e-with-timestamped-signature", Check::Expiry),
+        (
+            "e2e-with-invalid-timestamped-signature",
+            Check::AuthenticTimestamp,
+        ),
+    ] {
+        let l = layout(name);
+        let (mt, bytes) = &l.signatures[0];
+        let a = anchors(own_leaf(bytes), false);
+        let f = verify(
+            mt,
+            bytes,
+            &l.subject,
+            &statement("trustpolicy.json"),
+            &a,
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(f.check, first, "{name}: {f}");
+        let st = expiry_logged.statement_for("localhost:5000/e2e").unwrap();
+        let f = verify(mt, bytes, &l.subject, st, &a, now()).unwrap_err();
+        assert_eq!(f.check, Check::AuthenticTimestamp, "{name}: {f}");
+    }
+}
+
+#[test]
+fn cose_envelopes_are_refused_with_the_reason() {
+    for name in ["coseWithTimestamp.sig", "timestampAfterNotAfter.sig"] {
+        let bytes = read(&format!("sigEnv/{name}"));
+        let l = layout("e2e-valid-signature");
+        let f = verify(
+            MEDIA_TYPE_COSE,
+            &bytes,
+            &l.subject,
+            &statement("trustpolicy.json"),
+            &anchors(e2e_store(), false),
+            now(),
+        )
+        .unwrap_err();
+        assert_eq!(f.check, Check::Integrity);
+        assert!(f.reason.contains("COSE"), "{f}");
+    }
+}
+
+const VALID_POLICIES: &[&str] = &[
+    "any_registry_scope_trust_policy.json",
+    "audit_trustpolicy.json",
+    "generate_test_trustpolicy.json",
+    "invalid_registry_scope_trustpolicy.json",
+    "invalid_trust_store_trustpolicy.json",
+    "invalid_trusted_identity_trustpolicy.json",
+    "multi_statements_with_wildcard_registry_scope_trustpolicy.json",
+    "multiple_registry_scope_trustpolicy.json",
+    "multiple_trust_store_trustpolicy.json",
+    "multiple_trusted_identity_trustpolicy.json",
+    "overlapped_trust_store_trustpolicy.json",
+    "override_audit_trustpolicy.json",
+    "override_permissive_trustpolicy.json",
+    "override_strict_trustpolicy.json",
+    "permissive_trustpolicy.json",
+    "quickstart_trustpolicy.json",
+    "registry_scope_trustpolicy.json",
+    "skip_trustpolicy.json",
+    "timestamp_after_cert_expiry_trustpolicy.json",
+    "timestamp_trustpolicy.json",
+    "trustpolicy.json",
+    "valid_trusted_identity_trustpolicy.json",
+];
+
+/// Each invalid policy, and a word its refusal must contain.
+const INVALID_POLICIES: &[(&str, &str)] = &[
+    ("blob_trust_policy.json", "registry scopes"),
+    ("empty_registry_scope_trustpolicy.json", "registry scopes"),
+    (
+        "empty_trusted_identity_trustpolicy.json",
+        "empty trusted identity",
+    ),
+    ("invalid_format_trustpolicy.json", "JSON"),
+    (
+        "malformed_registry_scope_trustpolicy.json",
+        "not a repository",
+    ),
+    ("malformed_trust_store_trustpolicy.json", "trust store name"),
+    (
+        "malformed_trusted_identity_trustpolicy.json",
+        "x509.subject",
+    ),
+    ("missing_country_trusted_identity_trustpolicy.json", "no C"),
+    (
+        "missing_organization_trusted_identity_trustpolicy.json",
+        "no O",
+    ),
+    ("missing_state_trusted_identity_trustpolicy.json", "no ST"),
+    (
+        "multi_statements_with_multi_wildcard_registry_scope_trustpolicy.json",
+        "global",
+    ),
+    (
+        "multi_statements_with_the_same_name_trustpolicy.json",
+        "more than once",
+    ),
+    (
+        "multi_statements_with_the_same_registry_scope_trustpolicy.json",
+        "more than once",
+    ),
+    (
+        "overlapped_registry_scope_trustpolicy.json",
+        "more than once",
+    ),
+    ("overlapped_trusted_identity_trustpolicy.json", "overlap"),
+    (
+        "override_integrity_for_permissive_trustpolicy.json",
+        "integrity",
+    ),
+    ("unset_trust_store_trustpolicy.json", "no trust stores"),
+    (
+        "unset_trusted_identity_trustpolicy.json",
+        "no trusted identities",
+    ),
+    (
+        "wildcard_plus_other_registry_scope_trustpolicy.json",
+        "cannot be combined",
+    ),
+    (
+        "wildcard_plus_other_trusted_identity_trustpolicy.json",
+        "cannot be combined",
+    ),
+    ("wildcard_trust_store_trustpolicy.json", "<type>:<name>"),
+];
+
+#[test]
+fn notations_valid_trust_policies_are_accepted() {
+    for name in VALID_POLICIES {
+        Policy::parse(&read(&format!("trustpolicies/{name}")))
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn every_invalid_trust_policy_is_refused_with_its_reason() {
+    for (name, word) in INVALID_POLICIES {
+        let err: PolicyError = Policy::parse(&read(&format!("trustpolicies/{name}")))
+            .err()
+            .unwrap_or_else(|| panic!("{name} was accepted"));
+        assert!(err.to_string().contains(word), "{name}: {err}");
+    }
+}
+
+#[test]
+fn every_policy_vector_is_classified() {
+    let mut all: Vec<String> = std::fs::read_dir(data().join("trustpolicies"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    all.sort();
+    let mut known: Vec<String> = VALID_POLICIES
+        .iter()
+        .map(|s| s.to_string())
+        .chain(INVALID_POLICIES.iter().map(|(s, _)| s.to_string()))
+        .collect();
+    known.sort();
+    assert_eq!(all, known);
+}
+
+#[test]
+fn a_repository_statement_beside_a_separate_global_one_wins_for_its_repository() {
+    let f = "multi_statements_with_wildcard_registry_scope_trustpolicy.json";
+    // A repository statement beside a separate global one is valid; the repository wins.
+    let p = Policy::parse(&read(&format!("trustpolicies/{f}"))).unwrap();
+    assert_eq!(
+        p.statement_for("localhost:5000/test-repo9").unwrap().name,
+        "e2e"
+    );
+    assert_eq!(
+        p.statement_for("localhost:5000/other").unwrap().name,
+        "e2e2"
+    );
+}
