@@ -6,6 +6,7 @@ mod info;
 mod inspect;
 mod key;
 mod login;
+mod policy;
 mod pull;
 mod push;
 mod registry;
@@ -78,6 +79,8 @@ enum Command {
     /// Check everything a signed push needs (sign-in, roles, registry settings, trust data,
     /// keys, expiry) and say how to fix what is wrong.
     Doctor(doctor::DoctorArgs),
+    /// Notary Project trust policy and trust store, in notation's own files.
+    Policy(policy::PolicyArgs),
 }
 
 /// Output format of commands that report.
@@ -261,6 +264,16 @@ pub enum Error {
     #[error("{}", several(.0))]
     Several(Vec<Error>),
 
+    /// Notary Project signatures could not be verified.
+    #[error(transparent)]
+    Notation(#[from] verify::NotationError),
+    /// `policy init` failed; nothing was half-written.
+    #[error(transparent)]
+    PolicyInit(#[from] policy::PolicyInitError),
+    /// The signatures a policy requires did not verify; nothing was pulled.
+    #[error("{0}")]
+    Unverified(String),
+
     /// The command was cancelled; nothing was left half-done.
     #[error("{0}; stopped before finishing, nothing was changed")]
     Cancelled(CancelReason),
@@ -407,6 +420,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Key(args) => args.run(&ctx).await,
             Command::Registry(args) => args.run(&ctx).await,
             Command::Doctor(args) => args.run(&ctx).await,
+            Command::Policy(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

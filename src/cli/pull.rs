@@ -1,7 +1,9 @@
-//! `pull IMAGE[:TAG]`: resolve the tag through verified trust data, pull exactly that digest
-//! through the engine, check what arrived, and only then tag it.
+//! `pull IMAGE[:TAG]`: resolve the tag through verified signatures (Docker Content Trust,
+//! Notary Project, as the signature policy asks), pull exactly that digest through the engine,
+//! check what arrived, and only then tag it.
 
 use super::trust::TrustRepo;
+use super::verify::{SignaturePolicy, settings_policy, verify_tag};
 use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
 use crate::notary::client::{ClientError, VerifiedDigest};
@@ -17,6 +19,10 @@ pub struct PullArgs {
     /// Pull every signed tag of the repository.
     #[arg(short = 'a', long)]
     all_tags: bool,
+    /// Which signatures must verify: dct, notation, either or both (default: the repository's
+    /// setting in trustacr.json, else every kind the repository has).
+    #[arg(long, value_enum)]
+    policy: Option<SignaturePolicy>,
 }
 
 impl PullArgs {
@@ -33,29 +39,35 @@ impl PullArgs {
             image.tag = Some("latest".into());
         }
         let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
-        // Nothing reaches the engine before the trust data has verified.
-        let repo = cancellable(&ctx.cancel, t.update()).await?;
+        let policy = match self.policy {
+            Some(p) => Some(p),
+            None => settings_policy(&t)?,
+        };
+        // Nothing reaches the engine before the signatures have verified.
         let targets: Vec<(String, VerifiedDigest)> = match &image.tag {
             Some(tag) => {
-                let found = repo
-                    .find_target(tag)
-                    .map_err(ClientError::from)?
-                    .ok_or_else(|| Error::NotSigned {
-                        tag: tag.clone(),
-                        gun: repo.gun.clone(),
-                        skipped: repo.skipped.clone(),
-                    })?;
+                let (found, kinds, _) = verify_tag(ctx, &t, tag, policy).await?;
+                println!("Verified {}:{tag}: {}", image.gun(), kinds.join(", "));
                 vec![(tag.clone(), found)]
             }
-            None => repo.resolve_all().map_err(ClientError::from)?,
+            None => {
+                if policy.is_some_and(|p| p != SignaturePolicy::Dct) {
+                    return Err(Error::Usage(
+                        "--all-tags pulls the tags Docker Content Trust signs; give a tag to pull under a Notary Project policy".into(),
+                    ));
+                }
+                let repo = cancellable(&ctx.cancel, t.update()).await?;
+                let all = repo.resolve_all().map_err(ClientError::from)?;
+                if all.is_empty() {
+                    return Err(Error::NotSigned {
+                        tag: "any tag".into(),
+                        gun: repo.gun.clone(),
+                        skipped: repo.skipped.clone(),
+                    });
+                }
+                all
+            }
         };
-        if targets.is_empty() {
-            return Err(Error::NotSigned {
-                tag: "any tag".into(),
-                gun: repo.gun.clone(),
-                skipped: repo.skipped.clone(),
-            });
-        }
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();
         let name = image.gun();

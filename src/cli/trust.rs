@@ -37,6 +37,9 @@ pub struct Settings {
     /// (`registry trust`, `doctor`), where its cloud's are not the ones to use.
     #[serde(default)]
     pub arm: BTreeMap<String, crate::acr::arm::ArmSetting>,
+    /// Which signatures `pull` and `verify` require, by repository or `prefix*`.
+    #[serde(default)]
+    pub pull_policy: BTreeMap<String, super::verify::SignaturePolicy>,
 }
 
 /// Pins, as the notary CLI's `trust_pinning`: `certs` maps a GUN, or a prefix ending in `*`, to

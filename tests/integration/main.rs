@@ -16,6 +16,7 @@ mod endpoint;
 mod info;
 mod install;
 mod keys;
+mod notation_verify;
 mod plugin_protocol;
 mod publish;
 mod push_pull;
