@@ -13,7 +13,8 @@
 //! - [`notation`]: Notary Project signatures: envelope, trust store and policy, verification core;
 //! - [`registry`]: HTTP, TLS and token auth for registries and notary servers;
 //! - [`reference`]: image references and GUNs;
-//! - [`secret`]: types that keep secrets out of logs.
+//! - [`secret`]: types that keep secrets out of logs;
+//! - [`timeouts`]: the bounds on waiting that users can set.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -30,4 +31,5 @@ pub mod plugin;
 pub mod reference;
 pub mod registry;
 pub mod secret;
+pub mod timeouts;
 pub mod tuf;

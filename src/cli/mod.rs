@@ -374,6 +374,15 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
 
     init_logging(&inv.globals);
 
+    let deadline = match crate::timeouts::command() {
+        Ok(d) => d,
+        Err(e) => {
+            let e = Error::Usage(e.to_string());
+            report(&e);
+            return ExitCode::from(e.exit_code());
+        }
+    };
+
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -392,12 +401,12 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
 
     let result = runtime.block_on(async {
         let socket = std::env::var(plugin::ENV_PLUGIN_SOCKET).ok();
-        let cancel = match Cancellation::install(socket.as_deref()) {
+        let cancel = match Cancellation::install(socket.as_deref(), deadline) {
             Ok(c) => c,
             Err(e) => {
                 // Ctrl-C still works; only the CLI's forwarded cancel is lost.
                 tracing::warn!("{e}; cancellation through the docker CLI is unavailable");
-                Cancellation::install(None).unwrap_or_else(|_| Cancellation::never())
+                Cancellation::install(None, deadline).unwrap_or_else(|_| Cancellation::never())
             }
         };
         let ctx = Context {

@@ -83,16 +83,9 @@ impl Tool {
 
 /// The deadline for one run: `TRUSTACR_CLI_TIMEOUT` seconds, or [`DEFAULT_TIMEOUT`].
 pub fn timeout() -> Result<Duration, String> {
-    match std::env::var(TIMEOUT_ENV) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|&s| s > 0)
-            .map(Duration::from_secs)
-            .ok_or_else(|| format!("{TIMEOUT_ENV} must be a whole number of seconds above 0")),
-        _ => Ok(DEFAULT_TIMEOUT),
-    }
+    crate::timeouts::seconds(TIMEOUT_ENV)
+        .map(|t| t.unwrap_or(DEFAULT_TIMEOUT))
+        .map_err(|e| e.to_string())
 }
 
 /// Only a tenant ID or domain name is passed on (it becomes an argument of the tool).

@@ -19,6 +19,8 @@ pub enum CancelReason {
     Terminate,
     /// The docker CLI closed the plugin socket.
     CliClosedSocket,
+    /// The whole-command limit (`TRUSTACR_TIMEOUT`, seconds) was reached.
+    Deadline(u64),
 }
 
 impl fmt::Display for CancelReason {
@@ -27,6 +29,13 @@ impl fmt::Display for CancelReason {
             CancelReason::Interrupt => "interrupted (SIGINT)",
             CancelReason::Terminate => "terminated (SIGTERM)",
             CancelReason::CliClosedSocket => "cancelled by the docker CLI",
+            CancelReason::Deadline(secs) => {
+                return write!(
+                    f,
+                    "stopped at the {secs} s limit of {} (raise or unset it to wait longer)",
+                    crate::timeouts::COMMAND_ENV
+                );
+            }
         })
     }
 }
@@ -47,10 +56,27 @@ pub struct SocketError {
 }
 
 impl Cancellation {
-    /// Starts listening for signals and, when `plugin_socket` is given, for EOF on it.
-    /// Must be called inside a tokio runtime.
-    pub fn install(plugin_socket: Option<&str>) -> Result<Self, SocketError> {
+    /// Starts listening for signals, for EOF on `plugin_socket` when given, and for the end of
+    /// `deadline` when given: a whole-command timeout stops the command the way Ctrl-C does,
+    /// so a publish in flight still reports what is live. Must be called inside a tokio runtime.
+    pub fn install(
+        plugin_socket: Option<&str>,
+        deadline: Option<std::time::Duration>,
+    ) -> Result<Self, SocketError> {
         let (tx, rx) = watch::channel(None);
+        if let Some(limit) = deadline {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(limit).await;
+                tx.send_if_modified(|r| {
+                    let first = r.is_none();
+                    if first {
+                        *r = Some(CancelReason::Deadline(limit.as_secs()));
+                    }
+                    first
+                });
+            });
+        }
         if let Some(name) = plugin_socket {
             let stream = connect(name).map_err(|source| SocketError {
                 name: name.to_string(),
@@ -173,7 +199,7 @@ mod tests {
         let listener =
             UnixListener::bind_addr(&SocketAddr::from_abstract_name(name.as_bytes()).unwrap())
                 .unwrap();
-        let cancel = Cancellation::install(Some(&format!("@{name}"))).unwrap();
+        let cancel = Cancellation::install(Some(&format!("@{name}")), None).unwrap();
         let (conn, _) = listener.accept().unwrap();
         assert_eq!(cancel.reason(), None);
         drop(conn);
@@ -184,8 +210,19 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_whole_command_deadline_cancels_with_its_own_reason() {
+        let cancel = Cancellation::install(None, Some(std::time::Duration::from_secs(1))).unwrap();
+        assert_eq!(cancel.reason(), None);
+        let reason = tokio::time::timeout(std::time::Duration::from_secs(10), cancel.cancelled())
+            .await
+            .expect("the deadline must cancel");
+        assert_eq!(reason, CancelReason::Deadline(1));
+        assert!(reason.to_string().contains("TRUSTACR_TIMEOUT"));
+    }
+
+    #[tokio::test]
     async fn missing_plugin_socket_is_an_error_naming_it() {
-        let err = Cancellation::install(Some("@docker_cli_does_not_exist_42")).unwrap_err();
+        let err = Cancellation::install(Some("@docker_cli_does_not_exist_42"), None).unwrap_err();
         assert!(err.to_string().contains("docker_cli_does_not_exist_42"));
     }
 }

@@ -2,7 +2,6 @@
 //! bounded bodies, redaction for messages, and requests that answer one auth challenge.
 
 use std::path::Path;
-use std::time::Duration;
 
 use super::auth::{self, Authenticator, Challenge, parse_challenge};
 use super::endpoint::{Endpoint, Tls};
@@ -125,9 +124,10 @@ fn same_origin_redirects() -> reqwest::redirect::Policy {
 /// policy says so (a loopback registry that is not ACR, docker's `isInsecure`).
 pub fn client_for(config_dir: &Path, endpoint: &Endpoint) -> Result<reqwest::Client, HttpError> {
     install_crypto_provider();
+    let bad = |e: crate::timeouts::InvalidTimeout| HttpError::Setup(e.to_string());
     let mut builder = reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(15))
-        .timeout(Duration::from_secs(120))
+        .connect_timeout(crate::timeouts::connect().map_err(bad)?)
+        .timeout(crate::timeouts::request().map_err(bad)?)
         .redirect(same_origin_redirects())
         .user_agent(concat!("docker-trustacr/", env!("CARGO_PKG_VERSION")));
     let dir = config_dir.join("tls").join(endpoint.tls_dir_key());

@@ -13,6 +13,7 @@ mod cancel;
 mod concurrency;
 mod doctor;
 mod endpoint;
+mod faults;
 mod info;
 mod install;
 mod keys;
