@@ -12,6 +12,7 @@ mod push;
 mod registry;
 mod revoke;
 mod sign;
+mod signer;
 mod trust;
 mod verify;
 
@@ -81,6 +82,8 @@ enum Command {
     Doctor(doctor::DoctorArgs),
     /// Notary Project trust policy and trust store, in notation's own files.
     Policy(policy::PolicyArgs),
+    /// Manage who may sign a repository: add and remove signers, as `docker trust signer`.
+    Signer(signer::SignerArgs),
 }
 
 /// Output format of commands that report.
@@ -430,6 +433,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Registry(args) => args.run(&ctx).await,
             Command::Doctor(args) => args.run(&ctx).await,
             Command::Policy(args) => args.run(&ctx).await,
+            Command::Signer(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

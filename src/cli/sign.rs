@@ -85,6 +85,19 @@ pub async fn publish_changes(
     changes: &[Change],
 ) -> Result<(), Error> {
     println!("Signing and pushing trust metadata");
+    if publish_quietly(ctx, t, changes).await? {
+        println!("Finished initializing \"{}\"", t.server.gun);
+    }
+    Ok(())
+}
+
+/// Publishes `changes` with keys from the keyring; returns whether the repository was
+/// initialised. Errors as [`publish_changes`].
+pub async fn publish_quietly(
+    ctx: &Context,
+    t: &TrustRepo,
+    changes: &[Change],
+) -> Result<bool, Error> {
     let keys = Keyring::new(LockPlace::for_user(), ctx.cancel.clone());
     let publisher = Publisher {
         server: &t.server,
@@ -103,8 +116,5 @@ pub async fn publish_changes(
         }) => return Err(Error::Cancelled(reason)),
         Err(e) => return Err(e.into()),
     };
-    if published.initialized {
-        println!("Finished initializing \"{}\"", t.server.gun);
-    }
-    Ok(())
+    Ok(published.initialized)
 }

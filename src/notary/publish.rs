@@ -209,6 +209,15 @@ fn describe_change(gun: &str, changes: &[Change]) -> String {
         .map(|c| c.tag())
         .collect();
     let mut parts = Vec::new();
+    for c in changes {
+        match c {
+            Change::AddSigner { name, .. } => parts.push(format!("signer {name} added to {gun}")),
+            Change::RemoveSigner { name, .. } => {
+                parts.push(format!("signer {name} removed from {gun}"))
+            }
+            _ => {}
+        }
+    }
     if !added.is_empty() {
         parts.push(format!("{} signed in {gun}", added.join(", ")));
     }
@@ -378,13 +387,7 @@ impl Publisher<'_> {
         )
         .await
         {
-            Ok(repo) => UnsignedUpdate::update(
-                gun,
-                &repo.root.root,
-                repo.role(TARGETS).map(|r| &r.targets),
-                repo.role(RELEASES).map(|r| &r.targets),
-                now,
-            ),
+            Ok(repo) => UnsignedUpdate::of_repo(&repo, now),
             Err(ClientError::NotFound { missing, .. }) if missing == "root.json" => {
                 if let Some(refusal) = refused_init {
                     // Refused, yet still not initialised by anyone: the refusal was real.
@@ -511,6 +514,20 @@ fn check_visible(repo: &Repo, signed: &SignedUpdate) -> Result<(), PublishError>
                     })
             }
             Change::RemoveTarget { .. } => in_role.is_none(),
+            Change::AddSigner { name, keys } => {
+                let dels = repo.role(TARGETS).map(|r| &r.targets.delegations);
+                let lists = |role: &str| {
+                    dels.and_then(|d| d.roles.iter().find(|r| r.name == role))
+                        .and_then(|r| r.keyids.as_ref())
+                        .is_some_and(|ids| keys.iter().all(|k| ids.contains(&k.id())))
+                };
+                lists(&format!("targets/{name}")) && lists(RELEASES)
+            }
+            Change::RemoveSigner { name, .. } => {
+                let role = format!("targets/{name}");
+                repo.role(TARGETS)
+                    .is_some_and(|r| !r.targets.delegations.roles.iter().any(|d| d.name == role))
+            }
         };
         if !ok {
             return Err(not_visible(

@@ -12,9 +12,10 @@ use time::{Duration, OffsetDateTime};
 
 use super::keys::{PublicKey, keytype};
 use super::metadata::{
-    Base64Bytes, Delegations, Expires, FileMeta, RoleKeys, Root, Signature, Targets,
+    Base64Bytes, DelegatedRole, Delegations, Expires, FileMeta, RoleKeys, Root, Signature, Targets,
     canonical_bytes, encode_signed, role_type,
 };
+use super::trusted::Repo;
 use super::x509;
 use crate::keystore::KeystoreError;
 use crate::keystore::keys::{KeyName, SigningKey};
@@ -30,29 +31,49 @@ pub const TARGETS: &str = "targets";
 /// The delegation docker signs with and resolves before `targets`.
 pub const RELEASES: &str = "targets/releases";
 
-/// One change to a repository's targets.
+/// One change to a repository's targets or signers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     /// Sign `tag` in `role` as the manifest described by `meta`.
     AddTarget {
-        /// The targets role to sign in (`targets` today).
+        /// The targets role to sign in. `targets` means where docker signs: every direct
+        /// delegation (`targets/releases`, `targets/<signer>`) whose paths allow the tag and
+        /// whose key is here; with none of those, the top-level targets role.
         role: String,
         /// Tag.
         tag: String,
         /// sha256 and length of the manifest.
         meta: FileMeta,
     },
-    /// Remove the signature of `tag` from `role`.
+    /// Remove the signature of `tag` from `role` (`targets`: from the roles chosen as for
+    /// [`Change::AddTarget`]).
     RemoveTarget {
         /// The targets role to remove it from.
         role: String,
         /// Tag.
         tag: String,
     },
+    /// Give signer `name` the delegation `targets/<name>` with `keys`, and add the keys to
+    /// `targets/releases`, creating either role (docker 28's `trust signer add`).
+    AddSigner {
+        /// The signer name, without `targets/`.
+        name: String,
+        /// Its public keys.
+        keys: Vec<PublicKey>,
+    },
+    /// Delete `targets/<name>` and take its keys out of `targets/releases` (those no other
+    /// signer uses). Leaving releases with no key is refused unless `allow_last`; then releases
+    /// is deleted too, and the repository is signed in `targets` again.
+    RemoveSigner {
+        /// The signer name, without `targets/`.
+        name: String,
+        /// Whether removing the last key of releases is intended.
+        allow_last: bool,
+    },
 }
 
 impl Change {
-    /// Signs `tag` as `meta` in the top-level targets role.
+    /// Signs `tag` as `meta` where docker would (see [`Change::AddTarget`]).
     pub fn add(tag: impl Into<String>, meta: FileMeta) -> Self {
         Change::AddTarget {
             role: TARGETS.into(),
@@ -61,7 +82,7 @@ impl Change {
         }
     }
 
-    /// Removes `tag` from the top-level targets role.
+    /// Removes `tag` from the roles docker would remove it from.
     pub fn remove(tag: impl Into<String>) -> Self {
         Change::RemoveTarget {
             role: TARGETS.into(),
@@ -69,18 +90,24 @@ impl Change {
         }
     }
 
-    /// The tag it changes.
+    /// The tag it changes (for a signer change, the signer name).
     pub fn tag(&self) -> &str {
         match self {
             Change::AddTarget { tag, .. } | Change::RemoveTarget { tag, .. } => tag,
+            Change::AddSigner { name, .. } | Change::RemoveSigner { name, .. } => name,
         }
     }
 
-    /// The role it changes.
+    /// The role it changes (a signer change changes `targets`).
     pub fn role(&self) -> &str {
         match self {
             Change::AddTarget { role, .. } | Change::RemoveTarget { role, .. } => role,
+            Change::AddSigner { .. } | Change::RemoveSigner { .. } => TARGETS,
         }
+    }
+
+    fn is_signer_change(&self) -> bool {
+        matches!(self, Change::AddSigner { .. } | Change::RemoveSigner { .. })
     }
 }
 
@@ -113,8 +140,66 @@ pub enum EditError {
         /// What releases signs (`sha256:<hex>`, or why there is none).
         digest: String,
     },
-    /// Only the top-level targets role can be edited so far.
-    #[error("cannot sign in {role} of {gun}: this version signs only the top-level targets role")]
+    /// No role the repository accepts for the tag can be signed with a key here.
+    #[error(
+        "cannot sign {tag} in {gun}: no key in this keyring can sign a role that accepts it ({roles}). Get a key: `docker trustacr key import` the key file from the machine that holds it, or run `docker trustacr key generate NAME` and ask the repository owner to run `docker trustacr signer add NAME {gun} --key NAME.pub` (or `docker trust signer add`). Nothing was published"
+    )]
+    NoSignableRole {
+        /// GUN.
+        gun: String,
+        /// Tag.
+        tag: String,
+        /// Each role with the key IDs it accepts.
+        roles: String,
+    },
+    /// The only roles a key here can sign are ones docker does not resolve tags from.
+    #[error(
+        "cannot sign {tag} in {gun}: the keys here sign only {roles}, which docker pull and docker trust inspect do not read (they resolve targets/releases, then targets). Ask the repository owner to add your key to targets/releases (`docker trustacr signer add` does both). Nothing was published"
+    )]
+    NotResolvable {
+        /// GUN.
+        gun: String,
+        /// Tag.
+        tag: String,
+        /// The roles that could be signed.
+        roles: String,
+    },
+    /// `signer remove` of a signer the repository does not have.
+    #[error(
+        "{gun} has no signer {name} (no targets/{name} delegation); `docker trustacr inspect {gun}` lists its signers. Nothing was published"
+    )]
+    NoSuchSigner {
+        /// GUN.
+        gun: String,
+        /// Signer name.
+        name: String,
+    },
+    /// `signer remove` would leave targets/releases with no key.
+    #[error(
+        "{name} holds the last key of targets/releases in {gun}: removing it leaves no one able to sign releases, and the tags releases signs ({tags}) stop resolving for docker pull. To do it anyway, pass --yes: releases is then deleted and the repository is signed with its targets key again (re-sign the tags you still want with `docker trustacr sign`). Nothing was published"
+    )]
+    LastReleasesSigner {
+        /// GUN.
+        gun: String,
+        /// Signer name.
+        name: String,
+        /// The tags releases signs, or "none".
+        tags: String,
+    },
+    /// A signer name or key set the editor cannot use.
+    #[error("cannot add signer {name:?} to {gun}: {reason}. Nothing was published")]
+    BadSigner {
+        /// GUN.
+        gun: String,
+        /// Signer name.
+        name: String,
+        /// Why.
+        reason: String,
+    },
+    /// A role that is not a direct delegation of targets.
+    #[error(
+        "cannot sign in {role} of {gun}: only targets and its direct delegations (targets/<name>) can be signed, as docker does"
+    )]
     UnsupportedRole {
         /// GUN.
         gun: String,
@@ -207,7 +292,12 @@ pub struct UnsignedUpdate {
     gun: String,
     now: OffsetDateTime,
     base: Base,
-    releases: Option<Targets>,
+    /// Verified delegation roles by name (`targets/releases`, `targets/<signer>`): what a
+    /// signature into them starts from.
+    delegated: BTreeMap<String, Targets>,
+    /// Published delegations whose data did not verify (expired, under-signed), with why:
+    /// never signed into, since their current content is unknown.
+    unreadable: Vec<(String, String)>,
     changes: Vec<Change>,
 }
 
@@ -218,7 +308,8 @@ impl UnsignedUpdate {
             gun: gun.to_string(),
             now,
             base: Base::New(server_keys),
-            releases: None,
+            delegated: BTreeMap::new(),
+            unreadable: Vec::new(),
             changes: Vec::new(),
         }
     }
@@ -233,13 +324,7 @@ impl UnsignedUpdate {
         releases: Option<&Targets>,
         now: OffsetDateTime,
     ) -> Self {
-        let targets = targets.cloned().unwrap_or_else(|| Targets {
-            typ: role_type::TARGETS.into(),
-            delegations: Delegations::default(),
-            expires: expires(now, TARGETS_LIFETIME),
-            targets: BTreeMap::new(),
-            version: 0,
-        });
+        let targets = targets.cloned().unwrap_or_else(|| empty_targets(now));
         UnsignedUpdate {
             gun: gun.to_string(),
             now,
@@ -247,32 +332,47 @@ impl UnsignedUpdate {
                 root: root.clone(),
                 targets,
             },
-            releases: releases.cloned(),
+            delegated: releases
+                .map(|r| BTreeMap::from([(RELEASES.to_string(), r.clone())]))
+                .unwrap_or_default(),
+            unreadable: Vec::new(),
             changes: Vec::new(),
         }
     }
 
-    /// Adds `change`, refusing one this update cannot make take effect.
+    /// Changes the verified repository `repo`, with every delegation it has, so tags can be
+    /// signed where docker signs them.
+    pub fn of_repo(repo: &Repo, now: OffsetDateTime) -> Self {
+        let mut u = Self::update(
+            &repo.gun,
+            &repo.root.root,
+            repo.role(TARGETS).map(|r| &r.targets),
+            None,
+            now,
+        );
+        u.delegated = repo
+            .roles
+            .iter()
+            .filter(|r| r.name != TARGETS)
+            .map(|r| (r.name.clone(), r.targets.clone()))
+            .collect();
+        u.unreadable = repo
+            .skipped
+            .iter()
+            .filter(|(name, _)| repo.role(name).is_none())
+            .cloned()
+            .collect();
+        u
+    }
+
+    /// Adds `change`; where it lands and whether it can is decided when signing, with the keys.
     pub fn apply(&mut self, change: Change) -> Result<(), EditError> {
-        if change.role() != TARGETS {
+        let role = change.role();
+        if role != TARGETS && !is_direct_delegation(role) {
             return Err(EditError::UnsupportedRole {
                 gun: self.gun.clone(),
-                role: change.role().to_string(),
+                role: role.to_string(),
             });
-        }
-        if let Some(m) = self
-            .releases
-            .as_ref()
-            .and_then(|r| r.targets.get(change.tag()))
-        {
-            let same = matches!(&change, Change::AddTarget { meta, .. } if meta == m);
-            if !same {
-                return Err(EditError::ShadowedByReleases {
-                    gun: self.gun.clone(),
-                    tag: change.tag().to_string(),
-                    digest: digest_text(m),
-                });
-            }
         }
         self.changes.push(change);
         Ok(())
@@ -283,73 +383,471 @@ impl UnsignedUpdate {
         matches!(self.base, Base::New(_))
     }
 
-    /// Builds and signs every file the changes need, with keys from `keys`.
+    /// Builds and signs every file the changes need, with keys from `keys`: signer changes
+    /// edit targets' delegations; each tag goes where docker would sign it (see
+    /// [`Change::AddTarget`]); every role that changed is signed with a key it accepts.
     pub fn sign(self, keys: &dyn KeySource) -> Result<SignedUpdate, EditError> {
         let UnsignedUpdate {
             gun,
             now,
             base,
+            mut delegated,
+            unreadable,
             changes,
-            ..
         } = self;
         let targets_name = KeyName::Targets { gun: gun.clone() };
-        let (mut targets, root_file, targets_key) = match base {
+        let (mut targets, server_keys, targets_allowed) = match base {
             Base::Existing { root, targets } => {
                 let allowed = root
                     .roles
                     .get(TARGETS)
                     .map(|r| r.keyids.clone())
                     .unwrap_or_default();
-                let key =
-                    keys.find(&targets_name, &allowed)?
-                        .ok_or_else(|| EditError::NoSigningKey {
-                            gun: gun.clone(),
-                            role: TARGETS.into(),
-                            keyids: allowed,
-                            entry: targets_name.entry(),
-                        })?;
-                (targets, None, key)
+                (targets, None, allowed)
             }
-            Base::New(server_keys) => {
-                let (root_key, _) = keys.get_or_create(&KeyName::Root, KeyKind::P256)?;
-                let (targets_key, _) = keys.get_or_create(&targets_name, KeyKind::Ed25519)?;
-                let root = new_root(&gun, &root_key, &targets_key, server_keys, now)?;
-                let targets = Targets {
-                    typ: role_type::TARGETS.into(),
-                    delegations: Delegations::default(),
-                    expires: expires(now, TARGETS_LIFETIME),
-                    targets: BTreeMap::new(),
-                    version: 0,
-                };
-                (targets, Some(root), targets_key)
-            }
+            Base::New(server_keys) => (empty_targets(now), Some(server_keys), Vec::new()),
         };
-        for c in &changes {
+        let mut targets_changed = server_keys.is_some();
+        for c in changes.iter().filter(|c| c.is_signer_change()) {
+            edit_signers(&gun, &mut targets.delegations, &delegated, c)?;
+            targets_changed = true;
+        }
+        // The targets key: looked up once, created only for a new repository.
+        let targets_key = match &server_keys {
+            Some(_) => Some(keys.get_or_create(&targets_name, KeyKind::Ed25519)?.0),
+            None => keys.find(&targets_name, &targets_allowed)?,
+        };
+        let mut chooser = RoleChooser {
+            gun: &gun,
+            keys,
+            delegations: &targets.delegations,
+            unreadable: &unreadable,
+            targets_key: targets_key.is_some(),
+            targets_allowed: &targets_allowed,
+            found: BTreeMap::new(),
+            missing: Vec::new(),
+        };
+        let mut resolved: Vec<Change> = Vec::new();
+        for c in changes.iter().filter(|c| !c.is_signer_change()) {
+            let roles = if c.role() == TARGETS {
+                chooser.roles_for(c)?
+            } else {
+                chooser.explicit(c.role())?;
+                vec![c.role().to_string()]
+            };
+            check_not_shadowed(&gun, c, &roles, delegated.get(RELEASES))?;
+            for role in roles {
+                resolved.push(with_role(c, role));
+            }
+        }
+        let mut delegation_keys = std::mem::take(&mut chooser.found);
+        for c in &resolved {
+            let content = if c.role() == TARGETS {
+                targets_changed = true;
+                &mut targets
+            } else {
+                delegated
+                    .entry(c.role().to_string())
+                    .or_insert_with(|| empty_targets(now))
+            };
             match c {
                 Change::AddTarget { tag, meta, .. } => {
-                    targets.targets.insert(tag.clone(), meta.clone());
+                    content.targets.insert(tag.clone(), meta.clone());
                 }
                 Change::RemoveTarget { tag, .. } => {
-                    targets.targets.remove(tag);
+                    content.targets.remove(tag);
                 }
+                Change::AddSigner { .. } | Change::RemoveSigner { .. } => {}
             }
         }
-        targets.version += 1;
-        targets.expires = expires(now, TARGETS_LIFETIME);
-        let keyid = targets_key.public().id();
-        let targets_bytes = sign_role(TARGETS, &targets, &[(&keyid, &targets_key)])?;
         let mut files = Vec::new();
-        if let Some(root) = &root_file {
-            files.push(("root".to_string(), root.clone()));
+        let mut root_file = None;
+        if targets_changed {
+            let Some(targets_key) = targets_key else {
+                return Err(EditError::NoSigningKey {
+                    gun: gun.clone(),
+                    role: TARGETS.into(),
+                    keyids: targets_allowed,
+                    entry: targets_name.entry(),
+                });
+            };
+            if let Some(server_keys) = server_keys {
+                let (root_key, _) = keys.get_or_create(&KeyName::Root, KeyKind::P256)?;
+                let root = new_root(&gun, &root_key, &targets_key, server_keys, now)?;
+                files.push(("root".to_string(), root.clone()));
+                root_file = Some(root);
+            }
+            targets.version += 1;
+            targets.expires = expires(now, TARGETS_LIFETIME);
+            let keyid = targets_key.public().id();
+            files.push((
+                TARGETS.to_string(),
+                sign_role(TARGETS, &targets, &[(&keyid, &targets_key)])?,
+            ));
         }
-        files.push((TARGETS.to_string(), targets_bytes));
+        let mut signed_roles: Vec<&str> = resolved
+            .iter()
+            .map(Change::role)
+            .filter(|r| *r != TARGETS)
+            .collect();
+        signed_roles.sort_unstable();
+        signed_roles.dedup();
+        for role in signed_roles {
+            let (Some(content), Some((keyid, key))) =
+                (delegated.get_mut(role), delegation_keys.remove(role))
+            else {
+                continue;
+            };
+            content.version += 1;
+            content.expires = expires(now, TARGETS_LIFETIME);
+            files.push((
+                role.to_string(),
+                sign_role(role, content, &[(&keyid, &key)])?,
+            ));
+        }
+        let mut all_changes: Vec<Change> = changes
+            .into_iter()
+            .filter(Change::is_signer_change)
+            .collect();
+        all_changes.extend(resolved);
         Ok(SignedUpdate {
             gun,
             files,
             root: root_file,
             targets_version: targets.version,
-            changes,
+            changes: all_changes,
         })
+    }
+}
+
+/// A targets role with nothing in it yet (version 0: the first signature makes it 1).
+fn empty_targets(now: OffsetDateTime) -> Targets {
+    Targets {
+        typ: role_type::TARGETS.into(),
+        delegations: Delegations::default(),
+        expires: expires(now, TARGETS_LIFETIME),
+        targets: BTreeMap::new(),
+        version: 0,
+    }
+}
+
+/// `targets/<name>` with no further `/`: the only delegations docker signs into.
+fn is_direct_delegation(role: &str) -> bool {
+    role.strip_prefix("targets/")
+        .is_some_and(|n| !n.is_empty() && !n.contains('/'))
+}
+
+/// `change` aimed at `role`.
+fn with_role(change: &Change, role: String) -> Change {
+    match change {
+        Change::AddTarget { tag, meta, .. } => Change::AddTarget {
+            role,
+            tag: tag.clone(),
+            meta: meta.clone(),
+        },
+        Change::RemoveTarget { tag, .. } => Change::RemoveTarget {
+            role,
+            tag: tag.clone(),
+        },
+        other => other.clone(),
+    }
+}
+
+/// A change that leaves targets/releases alone must not be hidden by what releases signs:
+/// docker resolves releases first.
+fn check_not_shadowed(
+    gun: &str,
+    change: &Change,
+    roles: &[String],
+    releases: Option<&Targets>,
+) -> Result<(), EditError> {
+    if roles.iter().any(|r| r == RELEASES) {
+        return Ok(());
+    }
+    let Some(m) = releases.and_then(|r| r.targets.get(change.tag())) else {
+        return Ok(());
+    };
+    let same = matches!(change, Change::AddTarget { meta, .. } if meta == m);
+    if same {
+        return Ok(());
+    }
+    Err(EditError::ShadowedByReleases {
+        gun: gun.to_string(),
+        tag: change.tag().to_string(),
+        digest: digest_text(m),
+    })
+}
+
+/// Applies a signer change to the delegations of `targets`, as docker's `signer add` and a
+/// working `signer remove` do.
+fn edit_signers(
+    gun: &str,
+    dels: &mut Delegations,
+    delegated: &BTreeMap<String, Targets>,
+    change: &Change,
+) -> Result<(), EditError> {
+    match change {
+        Change::AddSigner { name, keys } => {
+            let bad = |reason: &str| EditError::BadSigner {
+                gun: gun.to_string(),
+                name: name.clone(),
+                reason: reason.to_string(),
+            };
+            let role = format!("targets/{name}");
+            if role == RELEASES || !is_direct_delegation(&role) {
+                return Err(bad("it is reserved or not a plain name"));
+            }
+            if keys.is_empty() {
+                return Err(bad("no public key was given"));
+            }
+            let ids: Vec<String> = keys.iter().map(PublicKey::id).collect();
+            for (id, key) in ids.iter().zip(keys) {
+                dels.keys.insert(id.clone(), key.clone());
+            }
+            for r in [role.as_str(), RELEASES] {
+                match dels.roles.iter_mut().find(|d| d.name == r) {
+                    Some(d) => {
+                        let listed = d.keyids.get_or_insert_with(Vec::new);
+                        for id in &ids {
+                            if !listed.contains(id) {
+                                listed.push(id.clone());
+                            }
+                        }
+                    }
+                    None => dels.roles.push(DelegatedRole {
+                        keyids: Some(ids.clone()),
+                        name: r.to_string(),
+                        paths: vec![String::new()],
+                        threshold: 1,
+                    }),
+                }
+            }
+        }
+        Change::RemoveSigner { name, allow_last } => {
+            let role = format!("targets/{name}");
+            if role == RELEASES || !is_direct_delegation(&role) {
+                return Err(EditError::BadSigner {
+                    gun: gun.to_string(),
+                    name: name.clone(),
+                    reason: "it is reserved or not a plain name, so it names no signer".into(),
+                });
+            }
+            let Some(pos) = dels.roles.iter().position(|d| d.name == role) else {
+                return Err(EditError::NoSuchSigner {
+                    gun: gun.to_string(),
+                    name: name.clone(),
+                });
+            };
+            let removed = dels.roles.remove(pos).keyids.unwrap_or_default();
+            // A key another signer still has stays in releases: that signer still signs there.
+            let kept: Vec<String> = dels
+                .roles
+                .iter()
+                .filter(|d| d.name != RELEASES)
+                .flat_map(|d| d.keyids.clone().unwrap_or_default())
+                .collect();
+            if let Some(rel) = dels.roles.iter_mut().find(|d| d.name == RELEASES) {
+                let listed = rel.keyids.get_or_insert_with(Vec::new);
+                listed.retain(|id| !removed.contains(id) || kept.contains(id));
+                if listed.is_empty() {
+                    if !allow_last {
+                        let tags: Vec<&str> = delegated
+                            .get(RELEASES)
+                            .map(|t| t.targets.keys().map(String::as_str).collect())
+                            .unwrap_or_default();
+                        return Err(EditError::LastReleasesSigner {
+                            gun: gun.to_string(),
+                            name: name.clone(),
+                            tags: if tags.is_empty() {
+                                "none".into()
+                            } else {
+                                tags.join(", ")
+                            },
+                        });
+                    }
+                    dels.roles.retain(|d| d.name != RELEASES);
+                }
+            }
+            let used: Vec<String> = dels
+                .roles
+                .iter()
+                .flat_map(|d| d.keyids.clone().unwrap_or_default())
+                .collect();
+            dels.keys.retain(|id, _| used.contains(id));
+        }
+        Change::AddTarget { .. } | Change::RemoveTarget { .. } => {}
+    }
+    Ok(())
+}
+
+/// Chooses the roles a tag is signed into, as docker's `GetSignableRoles`, and remembers the
+/// delegation keys it found so each is read from the key source once.
+struct RoleChooser<'a> {
+    gun: &'a str,
+    keys: &'a dyn KeySource,
+    delegations: &'a Delegations,
+    unreadable: &'a [(String, String)],
+    targets_key: bool,
+    targets_allowed: &'a [String],
+    /// Delegation → (the key ID as the role lists it, the key).
+    found: BTreeMap<String, (String, SigningKey)>,
+    /// Delegations with no key here.
+    missing: Vec<String>,
+}
+
+impl RoleChooser<'_> {
+    /// The key here that `role` accepts, if any (cached).
+    fn key_for(&mut self, role: &str) -> Result<bool, EditError> {
+        if self.found.contains_key(role) {
+            return Ok(true);
+        }
+        if self.missing.iter().any(|n| n == role) || self.unreadable.iter().any(|(n, _)| n == role)
+        {
+            return Ok(false);
+        }
+        self.missing.push(role.to_string());
+        let Some(d) = self.delegations.roles.iter().find(|d| d.name == role) else {
+            return Ok(false);
+        };
+        // Keys are found by canonical ID; the signature names the ID the role lists.
+        let pairs: Vec<(String, String)> = d
+            .keyids
+            .iter()
+            .flatten()
+            .filter_map(|id| {
+                let canonical = self.delegations.keys.get(id)?.canonical_id().ok()?;
+                Some((canonical, id.clone()))
+            })
+            .collect();
+        let Some((first, _)) = pairs.first() else {
+            return Ok(false);
+        };
+        let allowed: Vec<String> = pairs.iter().map(|(c, _)| c.clone()).collect();
+        let Some(key) = self
+            .keys
+            .find(&KeyName::Id { id: first.clone() }, &allowed)?
+        else {
+            return Ok(false);
+        };
+        let id = key.public().id();
+        let Some((_, listed)) = pairs.iter().find(|(c, _)| *c == id) else {
+            return Ok(false);
+        };
+        self.missing.retain(|n| n != role);
+        self.found.insert(role.to_string(), (listed.clone(), key));
+        Ok(true)
+    }
+
+    /// An explicitly named delegation must be one this keyring can sign.
+    fn explicit(&mut self, role: &str) -> Result<(), EditError> {
+        if self.key_for(role)? {
+            return Ok(());
+        }
+        Err(EditError::NoSignableRole {
+            gun: self.gun.to_string(),
+            tag: role.to_string(),
+            roles: self.describe(&[role]),
+        })
+    }
+
+    /// Where docker signs `change`'s tag: every direct delegation whose paths allow it and
+    /// whose key is here; with no delegations, or none of them signable here, `targets`
+    /// (when its key is here).
+    fn roles_for(&mut self, change: &Change) -> Result<Vec<String>, EditError> {
+        let tag = change.tag();
+        if self.delegations.roles.is_empty() {
+            return Ok(vec![TARGETS.to_string()]);
+        }
+        let candidates: Vec<String> = self
+            .delegations
+            .roles
+            .iter()
+            .filter(|d| is_direct_delegation(&d.name))
+            .filter(|d| d.paths.iter().any(|p| tag.starts_with(p.as_str())))
+            .map(|d| d.name.clone())
+            .collect();
+        let mut signable = Vec::new();
+        for c in candidates {
+            if self.key_for(&c)? {
+                signable.push(c);
+            }
+        }
+        if signable.is_empty() {
+            if self.targets_key {
+                return Ok(vec![TARGETS.to_string()]);
+            }
+            let mut names: Vec<&str> = self
+                .delegations
+                .roles
+                .iter()
+                .filter(|d| is_direct_delegation(&d.name))
+                .map(|d| d.name.as_str())
+                .collect();
+            names.push(TARGETS);
+            return Err(EditError::NoSignableRole {
+                gun: self.gun.to_string(),
+                tag: tag.to_string(),
+                roles: self.describe(&names),
+            });
+        }
+        let adds = matches!(change, Change::AddTarget { .. });
+        if adds && !signable.iter().any(|r| r == RELEASES) {
+            if self.targets_key {
+                // The owner's key makes the tag resolvable; docker would not use it here, but
+                // a signature docker pull cannot see helps no one.
+                signable.push(TARGETS.to_string());
+            } else {
+                return Err(EditError::NotResolvable {
+                    gun: self.gun.to_string(),
+                    tag: tag.to_string(),
+                    roles: signable.join(", "),
+                });
+            }
+        }
+        Ok(signable)
+    }
+
+    /// "ROLE accepts key(s) A, B" for each role, with why an unreadable one is left out.
+    fn describe(&self, roles: &[&str]) -> String {
+        roles
+            .iter()
+            .map(|role| {
+                let ids: Vec<String> = if *role == TARGETS {
+                    self.targets_allowed.to_vec()
+                } else {
+                    self.delegations
+                        .roles
+                        .iter()
+                        .find(|d| d.name == *role)
+                        .map(|d| {
+                            d.keyids
+                                .iter()
+                                .flatten()
+                                .map(|id| {
+                                    self.delegations
+                                        .keys
+                                        .get(id)
+                                        .and_then(|k| k.canonical_id().ok())
+                                        .unwrap_or_else(|| id.clone())
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default()
+                };
+                let why = self
+                    .unreadable
+                    .iter()
+                    .find(|(n, _)| n == role)
+                    .map(|(_, w)| format!(", but its published data did not verify: {w}"))
+                    .unwrap_or_default();
+                if ids.is_empty() {
+                    format!("{role} accepts no key{why}")
+                } else {
+                    format!("{role} accepts key {}{why}", ids.join(", "))
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -456,9 +954,11 @@ mod tests {
             allowed: &[String],
         ) -> Result<Option<SigningKey>, KeystoreError> {
             let keys = self.0.lock().unwrap();
+            let ok = |k: &SigningKey| allowed.contains(&k.public().id());
             Ok(keys
                 .iter()
-                .find(|(n, k)| *n == name.entry() && allowed.contains(&k.public().id()))
+                .find(|(n, k)| *n == name.entry() && ok(k))
+                .or_else(|| keys.iter().find(|(n, k)| n.starts_with("key:") && ok(k)))
                 .map(|(_, k)| copy(k)))
         }
 
@@ -477,6 +977,17 @@ mod tests {
             };
             keys.push((name.entry(), copy(&k)));
             Ok((k, true))
+        }
+    }
+
+    impl MemoryKeys {
+        /// Holds `k` as an imported key.
+        fn put(&self, k: &SigningKey) {
+            let entry = KeyName::Id {
+                id: k.public().id(),
+            }
+            .entry();
+            self.0.lock().unwrap().push((entry, copy(k)));
         }
     }
 
@@ -554,41 +1065,206 @@ mod tests {
     }
 
     #[test]
-    fn change_shadowed_by_releases_is_refused_before_signing() {
+    fn change_shadowed_by_releases_is_refused_before_anything_is_signed() {
         let keys = MemoryKeys::default();
         let mut u = UnsignedUpdate::init("example.com/app", server_keys(), now());
         u.apply(Change::add("v1", meta(1))).unwrap();
         let root = parse_root(u.sign(&keys).unwrap().new_root().unwrap());
-        let mut releases = Targets {
-            typ: role_type::TARGETS.into(),
-            delegations: Delegations::default(),
-            expires: expires(now(), TARGETS_LIFETIME),
-            targets: BTreeMap::new(),
-            version: 1,
-        };
+        let mut releases = empty_targets(now());
+        releases.version = 1;
         releases.targets.insert("v1".into(), meta(1));
-        let mut u = UnsignedUpdate::update("example.com/app", &root, None, Some(&releases), now());
+        let update =
+            || UnsignedUpdate::update("example.com/app", &root, None, Some(&releases), now());
         // Signing the same digest releases signs is harmless; anything else would be hidden.
+        let mut u = update();
         u.apply(Change::add("v1", meta(1))).unwrap();
-        let err = u.apply(Change::add("v1", meta(2))).unwrap_err();
-        assert!(
-            matches!(&err, EditError::ShadowedByReleases { tag, digest, .. } if tag == "v1" && digest == &format!("sha256:{}", hex::encode([1u8; 32]))),
-            "{err}"
-        );
-        let err = u.apply(Change::remove("v1")).unwrap_err();
-        assert!(matches!(err, EditError::ShadowedByReleases { .. }));
+        u.sign(&keys).unwrap();
+        for change in [Change::add("v1", meta(2)), Change::remove("v1")] {
+            let mut u = update();
+            u.apply(change).unwrap();
+            let err = u.sign(&keys).unwrap_err();
+            assert!(
+                matches!(&err, EditError::ShadowedByReleases { tag, digest, .. } if tag == "v1" && digest == &format!("sha256:{}", hex::encode([1u8; 32]))),
+                "{err}"
+            );
+        }
     }
 
     #[test]
-    fn delegated_roles_are_refused_until_delegation_keys_exist() {
+    fn only_targets_and_its_direct_delegations_can_be_named() {
         let mut u = UnsignedUpdate::init("example.com/app", server_keys(), now());
-        let err = u
-            .apply(Change::AddTarget {
-                role: RELEASES.into(),
-                tag: "v1".into(),
-                meta: meta(1),
+        for role in ["targets/a/b", "root", "targets/"] {
+            let err = u
+                .apply(Change::AddTarget {
+                    role: role.into(),
+                    tag: "v1".into(),
+                    meta: meta(1),
+                })
+                .unwrap_err();
+            assert!(matches!(err, EditError::UnsupportedRole { .. }), "{err}");
+        }
+    }
+
+    /// A repository made here (root and targets keys in `owner`) with signer `alice` whose
+    /// key is returned: its root, and targets as the server would now serve it.
+    fn repo_with_signer(owner: &MemoryKeys) -> (Root, Targets, SigningKey) {
+        let gun = "example.com/app";
+        let mut u = UnsignedUpdate::init(gun, server_keys(), now());
+        u.apply(Change::add("v1", meta(1))).unwrap();
+        let signed = u.sign(owner).unwrap();
+        let root = parse_root(signed.new_root().unwrap());
+        let targets = parse_targets(&signed.files()[1].1);
+        let alice = SigningKey::generate_p256().unwrap();
+        let mut u = UnsignedUpdate::update(gun, &root, Some(&targets), None, now());
+        u.apply(Change::AddSigner {
+            name: "alice".into(),
+            keys: vec![alice.public()],
+        })
+        .unwrap();
+        let signed = u.sign(owner).unwrap();
+        let files: Vec<&str> = signed.files().iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(files, ["targets"], "a signer change re-signs targets only");
+        (root, parse_targets(&signed.files()[0].1), alice)
+    }
+
+    fn parse_targets(bytes: &[u8]) -> Targets {
+        let file = super::super::metadata::SignedFile::parse("targets", bytes).unwrap();
+        serde_json::from_value(file.signed).unwrap()
+    }
+
+    #[test]
+    fn signer_add_delegates_to_the_signer_and_releases_with_its_key() {
+        let owner = MemoryKeys::default();
+        let (_, targets, alice) = repo_with_signer(&owner);
+        let id = alice.public().id();
+        let d = &targets.delegations;
+        assert_eq!(d.keys[&id], alice.public());
+        for name in ["targets/alice", RELEASES] {
+            let role = d.roles.iter().find(|r| r.name == name).unwrap();
+            assert_eq!(role.keyids.as_deref(), Some(&[id.clone()][..]), "{name}");
+            assert_eq!(
+                (role.threshold, role.paths.as_slice()),
+                (1, &[String::new()][..])
+            );
+        }
+    }
+
+    #[test]
+    fn tags_go_into_every_delegation_with_a_key_here_as_docker_signs() {
+        let owner = MemoryKeys::default();
+        let (root, targets, alice) = repo_with_signer(&owner);
+        let signer = MemoryKeys::default();
+        signer.put(&alice);
+        let mut u = UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+        u.apply(Change::add("v2", meta(2))).unwrap();
+        let signed = u.sign(&signer).unwrap();
+        let files: Vec<&str> = signed.files().iter().map(|(r, _)| r.as_str()).collect();
+        assert_eq!(files, ["targets/alice", RELEASES]);
+        for (role, bytes) in signed.files() {
+            let file = super::super::metadata::SignedFile::parse(role, bytes).unwrap();
+            assert_eq!(file.signatures[0].keyid, alice.public().id());
+            let t: Targets = serde_json::from_value(file.signed).unwrap();
+            assert_eq!((t.version, t.targets.get("v2")), (1, Some(&meta(2))));
+        }
+        // The owner, with no signer key, signs into targets as before.
+        let mut u = UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+        u.apply(Change::add("v3", meta(3))).unwrap();
+        let signed = u.sign(&owner).unwrap();
+        assert_eq!(signed.files()[0].0, TARGETS);
+    }
+
+    #[test]
+    fn no_key_for_any_accepted_role_names_each_role_and_its_keys() {
+        let owner = MemoryKeys::default();
+        let (root, targets, alice) = repo_with_signer(&owner);
+        let stranger = MemoryKeys::default();
+        stranger.put(&SigningKey::generate_p256().unwrap());
+        let mut u = UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+        u.apply(Change::add("v2", meta(2))).unwrap();
+        let err = u.sign(&stranger).unwrap_err();
+        let text = err.to_string();
+        assert!(matches!(err, EditError::NoSignableRole { .. }), "{text}");
+        for part in [
+            format!("targets/alice accepts key {}", alice.public().id()),
+            format!("targets accepts key {}", root.roles[TARGETS].keyids[0]),
+            "key import".to_string(),
+            "signer add NAME example.com/app --key NAME.pub".to_string(),
+        ] {
+            assert!(text.contains(&part), "{part} missing: {text}");
+        }
+    }
+
+    #[test]
+    fn removing_the_last_releases_signer_needs_consent_and_then_drops_releases() {
+        let owner = MemoryKeys::default();
+        let (root, targets, _) = repo_with_signer(&owner);
+        let remove = |allow_last| {
+            let mut u =
+                UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+            u.apply(Change::RemoveSigner {
+                name: "alice".into(),
+                allow_last,
             })
-            .unwrap_err();
-        assert!(matches!(err, EditError::UnsupportedRole { .. }), "{err}");
+            .unwrap();
+            u.sign(&owner)
+        };
+        let err = remove(false).unwrap_err();
+        assert!(matches!(err, EditError::LastReleasesSigner { .. }), "{err}");
+        assert!(err.to_string().contains("--yes"), "{err}");
+        let signed = remove(true).unwrap();
+        let after = parse_targets(&signed.files()[0].1);
+        assert!(
+            after.delegations.roles.is_empty(),
+            "{:?}",
+            after.delegations
+        );
+        assert!(after.delegations.keys.is_empty());
+    }
+
+    #[test]
+    fn removing_one_signer_keeps_the_releases_keys_others_still_use() {
+        let owner = MemoryKeys::default();
+        let (root, targets, alice) = repo_with_signer(&owner);
+        let bob = SigningKey::generate_p256().unwrap();
+        let mut u = UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+        // bob shares alice's key and has one of his own.
+        u.apply(Change::AddSigner {
+            name: "bob".into(),
+            keys: vec![alice.public(), bob.public()],
+        })
+        .unwrap();
+        u.apply(Change::RemoveSigner {
+            name: "alice".into(),
+            allow_last: false,
+        })
+        .unwrap();
+        let after = parse_targets(&u.sign(&owner).unwrap().files()[0].1);
+        let names: Vec<&str> = after
+            .delegations
+            .roles
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, [RELEASES, "targets/bob"]);
+        let releases = after
+            .delegations
+            .roles
+            .iter()
+            .find(|r| r.name == RELEASES)
+            .unwrap();
+        assert_eq!(
+            releases.keyids.clone().unwrap(),
+            [alice.public().id(), bob.public().id()]
+        );
+        let mut u = UnsignedUpdate::update("example.com/app", &root, Some(&targets), None, now());
+        let err = {
+            u.apply(Change::RemoveSigner {
+                name: "carol".into(),
+                allow_last: true,
+            })
+            .unwrap();
+            u.sign(&owner).unwrap_err()
+        };
+        assert!(matches!(err, EditError::NoSuchSigner { .. }), "{err}");
     }
 }

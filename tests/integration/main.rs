@@ -21,6 +21,7 @@ mod notation_verify;
 mod plugin_protocol;
 mod publish;
 mod push_pull;
+mod signers;
 mod stack;
 mod tamper;
 mod trust;

@@ -472,7 +472,7 @@ fn refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_s
 fn each_publish_refusal_is_provoked_and_named() {
     let env = trust_env();
 
-    // NoSigningKey and ShadowedByReleases: a repository docker trust created and signs through
+    // NoSignableRole and ShadowedByReleases: a repository docker trust created and signs through
     // targets/releases; its targets key is in docker's key store, not in our keyring.
     let repo = unique_repo(&stack().registry, "refusals");
     let keys = env.home.join("keys");
@@ -499,6 +499,33 @@ fn each_publish_refusal_is_provoked_and_named() {
     );
     // v1 now points elsewhere in the registry; releases still signs the old digest.
     docker_push(&env, &format!("{repo}:v1"), "moved");
+    docker_push(&env, &format!("{repo}:v2"), "unreleased");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "cannot sign v2 in {repo}: no key in this keyring can sign a role that accepts it"
+        )) && err.contains("targets/alice accepts key")
+            && err.contains("; targets accepts key"),
+        "NoSignableRole: {err}"
+    );
+    // With the repository's targets key (not alice's) here, v1 would be signed in targets,
+    // where releases hides it.
+    let private = env.config.join("trust/private");
+    let targets_key = std::fs::read_dir(&private)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("role: targets\n")
+        })
+        .unwrap();
+    assert_success(
+        &run(env.plugin().args(["key", "import"]).arg(&targets_key)),
+        "key import of the targets key",
+    );
     let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
@@ -507,16 +534,6 @@ fn each_publish_refusal_is_provoked_and_named() {
             "cannot change v1 in {repo}: targets/releases also signs it ({released})"
         )),
         "ShadowedByReleases: {err}"
-    );
-    docker_push(&env, &format!("{repo}:v2"), "unreleased");
-    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!(
-            "cannot sign {repo}: its targets role is signed by key(s)"
-        )) && err.contains(&format!("entry targets:{repo}")),
-        "NoSigningKey: {err}"
     );
 
     // Contention: before each of our uploads, another signer publishes (straight to
