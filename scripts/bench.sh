@@ -160,3 +160,34 @@ echo "  warm signed pull: $(( $(stat entra_token) - e0 )) Entra call(s) (goal 0)
 ours=$(median_ms "$RUNS" acr_env "$B" verify "$acr_ref")
 plain=$(median_ms "$RUNS" "$B" verify "$app:v1")
 printf '  %-42s %8s ms\n' "verify, warm, through the ACR emulator" "$ours" "verify, warm, plain stack (no auth)" "$plain"
+
+echo "== 7. load: ${LOAD_TOTAL:=500} verifies, ${LOAD_PARALLEL:=50} at a time, through the ACR emulator (warm token cache)"
+e0=$(stat entra_token) x0=$(stat exchange) t0=$(stat token)
+# Each verify is its own process, as in a CI matrix; one shared docker config (trust cache and
+# token cache). Prints failures, p50, p99 and max latency.
+load=$(
+    AZURE_TENANT_ID=$acr_tenant AZURE_CLIENT_ID=$acr_client AZURE_CLIENT_SECRET=$acr_secret \
+    AZURE_AUTHORITY_HOST=https://$TRUSTACR_ACR_HOST SSL_CERT_FILE=$TRUSTACR_NOTARY_CA \
+    DOCKER_CONTENT_TRUST_SERVER='' python3 - "$B" "$acr_ref" "$LOAD_TOTAL" "$LOAD_PARALLEL" "$W/load-errors" <<'PY'
+import subprocess, sys, time
+from concurrent.futures import ThreadPoolExecutor
+binary, ref, total, parallel, errors = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+def one(_):
+    s = time.monotonic()
+    p = subprocess.run([binary, "verify", ref], capture_output=True, text=True)
+    return time.monotonic() - s, p.returncode, p.stderr
+with ThreadPoolExecutor(parallel) as pool:
+    results = list(pool.map(one, range(total)))
+failed = [r for r in results if r[1] != 0]
+with open(errors, "w") as f:
+    for r in failed:
+        f.write(r[2])
+lat = sorted(r[0] * 1000 for r in results)
+pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))]
+print(f"{len(failed)} {pct(0.5):.1f} {pct(0.99):.1f} {lat[-1]:.1f}")
+PY
+)
+read -r failed p50 p99 max <<<"$load"
+echo "  failures: $failed of $LOAD_TOTAL (goal 0)$([ "$failed" -gt 0 ] && echo "; first errors: $(head -c 400 "$W/load-errors")")"
+echo "  latency: p50 $p50 ms, p99 $p99 ms, max $max ms"
+echo "  during the load: $(( $(stat entra_token) - e0 )) Entra call(s), $(( $(stat exchange) - x0 )) exchange(s), $(( $(stat token) - t0 )) token-endpoint call(s)"
