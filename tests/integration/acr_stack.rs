@@ -16,20 +16,20 @@ const NULL_GUID: &str = "00000000-0000-0000-0000-000000000000";
 const ACR_SCOPE: &str = "https://containerregistry.azure.net/.default";
 
 /// One HTTP exchange, as curl saw it.
-struct Http {
-    status: u16,
-    headers: String,
-    body: String,
+pub(crate) struct Http {
+    pub(crate) status: u16,
+    pub(crate) headers: String,
+    pub(crate) body: String,
 }
 
 impl Http {
-    fn json(&self) -> Value {
+    pub(crate) fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {} {}", self.status, self.body))
     }
 
     /// The first value of a header (case-insensitive name).
-    fn header(&self, name: &str) -> Option<String> {
+    pub(crate) fn header(&self, name: &str) -> Option<String> {
         self.headers.lines().find_map(|l| {
             let (n, v) = l.split_once(':')?;
             n.trim()
@@ -40,7 +40,7 @@ impl Http {
 }
 
 /// `curl` against the emulator with the stack's CA; `args` are extra curl arguments.
-fn curl(url: &str, args: &[&str]) -> Http {
+pub(crate) fn curl(url: &str, args: &[&str]) -> Http {
     let dir = tempfile::tempdir().unwrap();
     let headers = dir.path().join("headers");
     let out = Command::new("curl")
@@ -86,7 +86,7 @@ fn post_form(url: &str, fields: &[(&str, &str)]) -> Http {
     curl(url, &args)
 }
 
-fn acr_url(path: &str) -> String {
+pub(crate) fn acr_url(path: &str) -> String {
     format!("https://{}{path}", stack().acr_host)
 }
 
@@ -140,7 +140,7 @@ fn exchange(base: &str, entra_access_token: &str) -> Http {
 }
 
 /// An ACR refresh token for a test identity that has a client secret.
-fn refresh_token(label: &str) -> String {
+pub(crate) fn refresh_token(label: &str) -> String {
     let id = identity(label);
     let base = acr_url("");
     let r = entra_token_with_secret(
@@ -156,7 +156,7 @@ fn refresh_token(label: &str) -> String {
 
 /// An ACR access token for these scopes (the refresh grant, several scopes in one field as
 /// docker sends them).
-fn access_token(refresh: &str, scopes: &[&str]) -> (String, Value) {
+pub(crate) fn access_token(refresh: &str, scopes: &[&str]) -> (String, Value) {
     let joined = scopes.join(" ");
     let r = post_form(
         &acr_url("/oauth2/token"),
@@ -174,7 +174,7 @@ fn access_token(refresh: &str, scopes: &[&str]) -> (String, Value) {
     (t, access)
 }
 
-fn bearer(token: &str) -> String {
+pub(crate) fn bearer(token: &str) -> String {
     format!("Authorization: Bearer {token}")
 }
 
@@ -187,7 +187,7 @@ fn sha256_hex(data: &[u8]) -> String {
 }
 
 /// Uploads a blob through the emulator (POST, then PUT to the Location it hands out).
-fn upload_blob(token: &str, repo: &str, data: &[u8], dir: &Path) -> String {
+pub(crate) fn upload_blob(token: &str, repo: &str, data: &[u8], dir: &Path) -> String {
     let digest = format!("sha256:{}", sha256_hex(data));
     let start = curl(
         &acr_url(&format!("/v2/{repo}/blobs/uploads/")),

@@ -4,6 +4,7 @@
 //! verified; a tag moved to an unsigned manifest, a certificate outside the trust store, a
 //! signature manifest for another subject and an oversized envelope are refused; a hostile
 //! registry whose referrers `Link` points elsewhere gets no request through to that host.
+//! Through the ACR emulator, the same signatures are found with the referrers API, paged.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -514,4 +515,134 @@ fn a_referrers_link_to_another_host_is_refused_and_that_host_gets_no_request() {
         stderr(&out)
     );
     assert_eq!(elsewhere_hits.load(Ordering::SeqCst), 0);
+}
+
+/// Pushes the image of the e2e layouts and, for the same subject, the signature manifests of
+/// `layouts` in that order, through the ACR emulator (no tag-schema index: the referrers API
+/// must find them). Returns `host/repo` and the last signature manifest's push answer.
+fn push_to_acr(layouts: &[&str]) -> (String, crate::acr_stack::Http) {
+    use crate::acr_stack::{access_token, acr_url, bearer, curl, refresh_token, upload_blob};
+    let repo = format!("t/notation-acr-{}-{}", std::process::id(), next_id());
+    let (token, _) = access_token(
+        &refresh_token("signer"),
+        &[&format!("repository:{repo}:pull,push")],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let put = |reference: &str, mt: &str, bytes: &[u8]| {
+        let file = dir.path().join(format!("m-{}", next_id()));
+        std::fs::write(&file, bytes).unwrap();
+        let r = curl(
+            &acr_url(&format!("/v2/{repo}/manifests/{reference}")),
+            &[
+                "-X",
+                "PUT",
+                "-H",
+                &bearer(&token),
+                "-H",
+                &format!("Content-Type: {mt}"),
+                "--data-binary",
+                &format!("@{}", file.display()),
+            ],
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r
+    };
+    let mut last = None;
+    for (i, layout) in layouts.iter().enumerate() {
+        let ldir = vectors().join("oci_layout").join(layout);
+        for e in std::fs::read_dir(ldir.join("blobs/sha256")).unwrap() {
+            upload_blob(
+                &token,
+                &repo,
+                &std::fs::read(e.unwrap().path()).unwrap(),
+                dir.path(),
+            );
+        }
+        let index: Value =
+            serde_json::from_slice(&std::fs::read(ldir.join("index.json")).unwrap()).unwrap();
+        for m in index["manifests"].as_array().unwrap() {
+            let digest = m["digest"].as_str().unwrap();
+            let mt = m["mediaType"].as_str().unwrap();
+            let bytes = layout_blob(layout, digest);
+            match m["annotations"]["org.opencontainers.image.ref.name"].as_str() {
+                Some("v1") if i == 0 => {
+                    put("v1", mt, &bytes);
+                }
+                None => last = Some(put(digest, mt, &bytes)),
+                _ => {}
+            }
+        }
+    }
+    (format!("{}/{repo}", stack().acr_host), last.unwrap())
+}
+
+#[test]
+fn signatures_on_acr_are_found_through_the_referrers_api_across_pages() {
+    // Two refused signatures fill the emulator's first page; the valid one is on the second.
+    let (name, pushed) = push_to_acr(&[
+        "e2e-expired-signature",
+        "e2e-invalid-signature",
+        "e2e-valid-signature",
+    ]);
+    assert_eq!(
+        pushed.header("oci-subject").as_deref(),
+        Some("sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9")
+    );
+    let mut env = crate::acr_e2e::env_on(&stack().acr_host, "reader");
+    let config = env.home.join("notation");
+    env.set("NOTATION_CONFIG", config.display().to_string());
+    let init = run(env
+        .plugin()
+        .args(["policy", "init", &name, "--cert"])
+        .arg(vectors().join("localkeys/e2e.crt")));
+    assert_success(&init, "policy init");
+    let out = verify_notation(&env, &format!("{name}:v1"));
+    assert_success(&out, "verify --notation on ACR");
+    let v: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(v["notation"]["discovery"], "referrers API");
+    assert_eq!(
+        v["notation"]["signature"],
+        "sha256:90ceaff260d657d797c408ac73564a9c7bb9d86055877c2a811f0e63b8c6524f"
+    );
+}
+
+#[test]
+fn the_emulators_referrers_api_filters_pages_and_needs_the_registrys_credentials() {
+    use crate::acr_stack::{access_token, acr_url, bearer, curl, refresh_token};
+    let (name, _) = push_to_acr(&[
+        "e2e-expired-signature",
+        "e2e-invalid-signature",
+        "e2e-valid-signature",
+    ]);
+    let repo = name.split_once('/').unwrap().1;
+    let path = format!(
+        "/v2/{repo}/referrers/sha256:b8479de3f88fb259a0a9ea82a5b2a052a1ef3c4ebbcfc61482d5ae4c831f8af9?artifactType=application%2Fvnd.cncf.notary.signature"
+    );
+    let anonymous = curl(&acr_url(&path), &[]);
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let (token, _) = access_token(
+        &refresh_token("reader"),
+        &[&format!("repository:{repo}:pull")],
+    );
+    let first = curl(&acr_url(&path), &["-H", &bearer(&token)]);
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(
+        first.header("oci-filters-applied").as_deref(),
+        Some("artifactType")
+    );
+    assert_eq!(first.json()["manifests"].as_array().unwrap().len(), 2);
+    let link = first.header("link").expect("a Link to the second page");
+    let next = link
+        .strip_prefix('<')
+        .and_then(|l| l.split_once(">; rel=\"next\""))
+        .map(|(u, _)| u.to_string())
+        .unwrap_or_else(|| panic!("{link}"));
+    assert!(
+        next.starts_with(&format!("/v2/{repo}/referrers/")),
+        "{next}"
+    );
+    let second = curl(&acr_url(&next), &["-H", &bearer(&token)]);
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert_eq!(second.json()["manifests"].as_array().unwrap().len(), 1);
+    assert!(second.header("link").is_none());
 }

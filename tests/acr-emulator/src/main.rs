@@ -8,7 +8,8 @@
 //! - `POST /oauth2/exchange`: Entra access token → ACR refresh token
 //! - `POST /oauth2/token`, `GET /oauth2/token` (Basic): ACR access tokens in docker
 //!   distribution's format, with the subset of the requested actions the roles allow
-//! - `/v2/…`: proxied, `/v2/<GUN>/_trust/…` to notary-server, the rest to the registry
+//! - `/v2/…`: proxied, `/v2/<GUN>/_trust/…` to notary-server, the rest to the registry,
+//!   except `GET /v2/<name>/referrers/<digest>`, served here (`referrers.rs`)
 //! - `GET|PATCH /subscriptions/…`: Azure Resource Manager for this registry (`arm.rs`)
 //! - `GET /_emulator/stats`: call counters
 //!
@@ -19,6 +20,7 @@ mod auth;
 mod config;
 mod jwt;
 mod proxy;
+mod referrers;
 
 use bytes::Bytes;
 use http_body_util::combinators::BoxBody;
@@ -76,6 +78,7 @@ pub struct State {
     pub stats: Stats,
     pub proxy: proxy::Proxy,
     pub arm_state: std::sync::Mutex<arm::ArmState>,
+    pub referrers: referrers::Index,
 }
 
 fn main() {
@@ -117,6 +120,7 @@ fn run(config_path: &str) -> Result<(), String> {
         entra_signer,
         stats: Stats::default(),
         proxy,
+        referrers: referrers::Index::default(),
     });
 
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -1,9 +1,10 @@
 //! `/v2/…` as ACR serves it on one host: Notary paths (`/v2/<GUN>/_trust/…`) go to
 //! notary-server, everything else to the registry. Method, headers, bodies (streamed) and
 //! statuses pass through; `WWW-Authenticate` realms and `Location`s are rewritten to this host.
+//! The referrers API is ACR's, not the registry's: see `referrers.rs`.
 
 use crate::config::Config;
-use crate::{Body, State, auth};
+use crate::{Body, State, auth, full, referrers};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue};
@@ -15,7 +16,7 @@ use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::Ordering;
 
 pub struct Proxy {
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
     registry: String,
     notary: String,
     login_server: String,
@@ -75,7 +76,18 @@ impl Proxy {
     }
 
     pub async fn forward(&self, st: &State, req: Request<Incoming>) -> Response<Body> {
-        let path = req.uri().path();
+        let path = req.uri().path().to_string();
+        if req.method() == hyper::Method::GET
+            && let Some((name, digest)) = referrers::referrers_path(&path)
+        {
+            let query = req.uri().query().unwrap_or("").to_string();
+            return self.referrers(st, &req, name, digest, &query).await;
+        }
+        // Manifests pushed with a subject are indexed for the referrers API: buffer them.
+        let indexed_repo = (req.method() == hyper::Method::PUT)
+            .then(|| referrers::manifest_path(&path))
+            .flatten()
+            .map(str::to_string);
         let to_notary = path.contains("/_trust/") || path.ends_with("/_trust");
         let (base, counter) = if to_notary {
             (&self.notary, &st.stats.notary)
@@ -95,6 +107,28 @@ impl Proxy {
         parts.uri = uri;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(hyper::header::HOST);
+        let content_type = parts
+            .headers
+            .get(hyper::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let (body, manifest): (Body, Option<bytes::Bytes>) = if indexed_repo.is_some() {
+            match http_body_util::Limited::new(body, referrers::MAX_MANIFEST)
+                .collect()
+                .await
+            {
+                Ok(b) => {
+                    let b = b.to_bytes();
+                    (full(b.clone()), Some(b))
+                }
+                Err(_) => {
+                    return auth::acr_error(400, "MANIFEST_INVALID", "manifest too large")
+                        .into_response();
+                }
+            }
+        } else {
+            (body.boxed(), None)
+        };
         let resp = match self.client.request(Request::from_parts(parts, body)).await {
             Ok(r) => r,
             Err(e) => {
@@ -107,7 +141,69 @@ impl Proxy {
         strip_hop_by_hop(&mut parts.headers);
         self.rewrite_challenges(&mut parts.headers);
         self.rewrite_location(&mut parts.headers);
+        if parts.status == hyper::StatusCode::CREATED
+            && let (Some(repo), Some(bytes)) = (&indexed_repo, &manifest)
+            && let Some(subject) = st.referrers.record(repo, bytes, content_type.as_deref())
+            && let Ok(v) = HeaderValue::from_str(&subject)
+        {
+            parts.headers.insert("oci-subject", v);
+        }
         Response::from_parts(parts, body.boxed())
+    }
+
+    /// Serves a referrers page, after the registry has accepted the request's credentials for
+    /// reading the repository (its tag list), so the API is no more open than the registry.
+    async fn referrers(
+        &self,
+        st: &State,
+        req: &Request<Incoming>,
+        name: &str,
+        digest: &str,
+        query: &str,
+    ) -> Response<Body> {
+        st.stats.registry.fetch_add(1, Ordering::Relaxed);
+        let Ok(uri) = format!("{}/v2/{name}/tags/list", self.registry).parse::<Uri>() else {
+            return auth::acr_error(400, "BAD_REQUEST", "bad request path").into_response();
+        };
+        let mut check = Request::get(uri);
+        if let Some(a) = req.headers().get(hyper::header::AUTHORIZATION) {
+            check = check.header(hyper::header::AUTHORIZATION, a.clone());
+        }
+        let Ok(check) = check.body(full(bytes::Bytes::new())) else {
+            return auth::acr_error(400, "BAD_REQUEST", "bad request").into_response();
+        };
+        match self.client.request(check).await {
+            Ok(r)
+                if r.status() == hyper::StatusCode::UNAUTHORIZED
+                    || r.status() == hyper::StatusCode::FORBIDDEN =>
+            {
+                let (mut parts, body) = r.into_parts();
+                strip_hop_by_hop(&mut parts.headers);
+                self.rewrite_challenges(&mut parts.headers);
+                return Response::from_parts(parts, body.boxed());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                eprintln!("acr-emulator: backend {}: {e}", self.registry);
+                return auth::acr_error(502, "UNAVAILABLE", "the backend is unavailable")
+                    .into_response();
+            }
+        }
+        let (body, next, filtered) = st.referrers.page(name, digest, query);
+        let mut resp = Response::builder()
+            .status(200)
+            .header("content-type", "application/vnd.oci.image.index.v1+json");
+        if filtered {
+            resp = resp.header("oci-filters-applied", "artifactType");
+        }
+        if let Some(q) = next {
+            resp = resp.header(
+                "link",
+                format!("</v2/{name}/referrers/{digest}?{q}>; rel=\"next\""),
+            );
+        }
+        resp.body(full(serde_json::to_vec(&body).unwrap_or_default()))
+            .unwrap_or_else(|_| auth::acr_error(500, "INTERNAL", "response").into_response())
     }
 
     fn rewrite_challenges(&self, h: &mut HeaderMap) {
