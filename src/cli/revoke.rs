@@ -31,10 +31,13 @@ impl RevokeArgs {
             let t = TrustRepo::open(ctx, &image).await?;
             t.check_can_sign(false).await?;
             let repo = t.update().await?;
+            // The tags docker resolves: targets/releases and targets.
             let signed: Vec<String> = repo
-                .role("targets")
-                .map(|r| r.targets.targets.keys().cloned().collect())
-                .unwrap_or_default();
+                .resolve_all()
+                .map_err(crate::notary::client::ClientError::from)?
+                .into_iter()
+                .map(|(tag, _)| tag)
+                .collect();
             let tags: Vec<String> = match &image.tag {
                 Some(tag) if signed.contains(tag) => vec![tag.clone()],
                 Some(tag) => {

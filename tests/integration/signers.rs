@@ -116,6 +116,13 @@ fn docker_signer_key_loaded_here_signs_into_its_delegation_and_releases() {
     assert!(notary_lists(&env, &repo, "targets/releases", "v1", &digest));
     assert!(notary_lists(&env, &repo, "targets/alice", "v1", &digest));
     dct_pull_resolves(&env, &format!("{repo}:v1"), &digest);
+
+    // revoke takes it out of the same roles, as docker trust revoke does.
+    let out = run(env.plugin().args(["revoke", &format!("{repo}:v1")]));
+    assert_success(&out, "revoke with the signer key");
+    let v = inspect(&env, &repo);
+    assert_eq!(v[0]["SignedTags"], serde_json::json!([]), "{v}");
+    assert!(!notary_lists(&env, &repo, "targets/alice", "v1", &digest));
 }
 
 #[test]
