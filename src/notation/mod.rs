@@ -1,13 +1,16 @@
 //! Notary Project signatures (the format `notation` writes): the envelope ([`envelope`]), the
 //! certificate chain rules ([`chain`]), the trust store ([`truststore`]) and trust policy
-//! ([`policy`]) in notation's own files, and the verification core ([`verify`]). The format
+//! ([`policy`]) in notation's own files, and the verification core ([`verify`]). The write side:
+//! signing certificates ([`certgen`]) and envelopes with their signature manifests ([`sign`]). The format
 //! and the order of checks follow notation-go; /work/shared/notes/notary-project.md §1–§3 has
 //! the reference. Nothing here fetches from a registry: discovery lives in
 //! [`crate::registry::referrers`], which feeds bytes in, as the DCT client does for [`crate::tuf`].
 
+pub mod certgen;
 pub mod chain;
 pub mod envelope;
 pub mod policy;
+pub mod sign;
 pub mod truststore;
 pub mod verify;
 
