@@ -62,11 +62,23 @@ enum KeyCommand {
 #[derive(Debug, clap::Args)]
 struct GenerateArgs {
     /// The signer name (lowercase letters, digits, '-' and '_').
-    #[arg(value_name = "NAME")]
-    name: String,
-    /// Directory to write NAME.pub in [default: the current directory].
+    #[arg(value_name = "NAME", required_unless_present = "notation", conflicts_with = "notation")]
+    name: Option<String>,
+    /// Directory to write NAME.pub (or NAME.crt) in [default: the current directory].
     #[arg(long, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// Instead, a Notary Project signing key NAME: ECDSA P-256 in the keyring and a self-signed
+    /// certificate that notation accepts, written to DIR/NAME.crt for trust stores.
+    #[arg(long, value_name = "NAME")]
+    notation: Option<String>,
+    /// The --notation certificate's subject; C, ST, O and CN are required by notation's trust
+    /// policies [default: C=US,ST=WA,O=docker-trustacr,CN=NAME].
+    #[arg(long, value_name = "C=..,ST=..,O=..,CN=..", requires = "notation")]
+    subject: Option<String>,
+    /// Days the --notation certificate is valid. Signatures stop verifying when it expires
+    /// (there is no timestamp authority), so cover the time the images must stay verifiable.
+    #[arg(long, default_value_t = 365, requires = "notation", value_parser = clap::value_parser!(u32).range(1..=36500))]
+    days: u32,
 }
 
 #[derive(Debug, clap::Args)]
@@ -109,8 +121,15 @@ struct ListArgs {
 #[derive(Debug, clap::Args)]
 struct ImportArgs {
     /// Key directories or files [default: $DOCKER_CONFIG/trust/private].
-    #[arg(value_name = "PATH")]
+    #[arg(value_name = "PATH", conflicts_with = "notation")]
     paths: Vec<PathBuf>,
+    /// Import a Notary Project signing key and its certificate chain (both PEM: an unencrypted
+    /// PKCS#8 key; the chain leaf first). Stored as the key file's name unless --name is given.
+    #[arg(long, num_args = 2, value_names = ["KEY", "CERTCHAIN"])]
+    notation: Option<Vec<PathBuf>>,
+    /// The name to store a --notation key under.
+    #[arg(long, value_name = "NAME", requires = "notation")]
+    name: Option<String>,
 }
 
 impl KeyArgs {
@@ -134,12 +153,16 @@ impl GenerateArgs {
                 path: format!("(the current directory: {e})"),
             })?,
         };
-        println!("Generating key for {}...", self.name);
-        let made = signer::generate(&self.name, &dir)?;
+        if let Some(name) = &self.notation {
+            return super::notation::generate_command(name, self.subject.as_deref(), self.days, &dir);
+        }
+        let name = self.name.unwrap_or_default();
+        println!("Generating key for {name}...");
+        let made = signer::generate(&name, &dir)?;
         println!(
             "Successfully generated and loaded private key {} for signer {}. Corresponding public key available: {}",
             made.id,
-            self.name,
+            name,
             made.public_file.display()
         );
         Ok(())
@@ -169,6 +192,14 @@ impl LoadArgs {
 
 impl ImportArgs {
     fn run(self, ctx: &Context) -> Result<(), Error> {
+        if let Some([key, chain]) = self.notation.as_deref() {
+            let name = super::notation::import(key, chain, self.name.as_deref())?;
+            println!(
+                "Imported Notary Project key {name} with its certificate chain from {}",
+                chain.display()
+            );
+            return Ok(());
+        }
         let paths = if self.paths.is_empty() {
             let dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
             vec![dir.trust_dir().join("private")]

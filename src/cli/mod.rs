@@ -7,6 +7,8 @@ mod inspect;
 mod key;
 mod login;
 mod policy;
+mod migrate;
+mod notation;
 mod pull;
 mod push;
 mod registry;
@@ -84,6 +86,9 @@ enum Command {
     Policy(policy::PolicyArgs),
     /// Manage who may sign a repository: add and remove signers, as `docker trust signer`.
     Signer(signer::SignerArgs),
+    /// Co-sign every DCT-signed tag of a repository with a Notary Project signature, before DCT
+    /// is disabled (disabling it deletes the trust data), and report parity.
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Output format of commands that report.
@@ -276,6 +281,9 @@ pub enum Error {
     /// The signatures a policy requires did not verify; nothing was pulled.
     #[error("{0}")]
     Unverified(String),
+    /// Notary Project keys, signing or signature push failed.
+    #[error(transparent)]
+    NotationSign(Box<notation::NotationError>),
 
     /// The command was cancelled; nothing was left half-done.
     #[error("{0}; stopped before finishing, nothing was changed")]
@@ -434,6 +442,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Doctor(args) => args.run(&ctx).await,
             Command::Policy(args) => args.run(&ctx).await,
             Command::Signer(args) => args.run(&ctx).await,
+            Command::Migrate(args) => args.run(&ctx).await,
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

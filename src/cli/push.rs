@@ -3,8 +3,9 @@
 //! A failed push signs nothing. A signature that fails after a good push is reported as such,
 //! with the command that finishes the job, and a non-zero exit.
 
+use super::notation::NotationError;
 use super::sign::{manifest_meta, publish_changes};
-use super::trust::TrustRepo;
+use super::trust::{Settings, TrustRepo};
 use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
 use crate::keystore;
@@ -17,6 +18,27 @@ pub struct PushArgs {
     /// The image and tag to push and sign, e.g. myregistry.azurecr.io/app:v1.
     #[arg(value_name = "IMAGE:TAG")]
     image: String,
+    /// Sign with a Notary Project signature only (no Docker Content Trust data). Without this
+    /// flag, `push_signatures` in trustacr.json decides: `dct` (the default), `notation` or
+    /// `both`.
+    #[arg(long)]
+    notation: bool,
+    /// The Notary Project key to sign with; needed only when the keyring holds several.
+    #[arg(long, value_name = "NAME")]
+    notation_key: Option<String>,
+}
+
+/// Which signatures `push` writes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignWith {
+    /// Docker Content Trust only.
+    #[default]
+    Dct,
+    /// A Notary Project signature only.
+    Notation,
+    /// Both: for repositories moving from DCT to the Notary Project.
+    Both,
 }
 
 impl PushArgs {
@@ -30,6 +52,11 @@ impl PushArgs {
             )));
         };
         let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
+        let with = if self.notation {
+            SignWith::Notation
+        } else {
+            Settings::load(&t.config_dir)?.push_signatures
+        };
         // Check what signing needs before anything is pushed: an unreachable keyring found
         // after the push would leave an unsigned image behind.
         tokio::task::spawn_blocking(keystore::ensure_store)
@@ -38,7 +65,15 @@ impl PushArgs {
                 what: "keyring check",
                 source,
             })??;
-        t.check_can_sign(true).await?;
+        let signer = match with {
+            SignWith::Dct => None,
+            SignWith::Notation | SignWith::Both => {
+                Some(super::notation::select_key(self.notation_key.clone()).await?)
+            }
+        };
+        if with != SignWith::Notation {
+            t.check_can_sign(true).await?;
+        }
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();
         let mut progress = Progress::stdout();
@@ -48,6 +83,23 @@ impl PushArgs {
                 .await?)
         })
         .await?;
+        if with != SignWith::Dct {
+            let signer = signer.as_ref().ok_or(NotationError::NoKey)?;
+            if let Err(e) = notation_sign_pushed(&t, &image, &tag, &pushed, signer).await {
+                return Err(Error::PushedButUnsigned {
+                    reference: image.to_string(),
+                    digest: pushed.digest,
+                    cause: Box::new(e),
+                });
+            }
+            println!(
+                "Successfully signed {image} with a Notary Project signature by key {}",
+                signer.name
+            );
+            if with == SignWith::Notation {
+                return Ok(());
+            }
+        }
         let change = Change::add(tag.clone(), manifest_meta(&pushed.sha256, pushed.size));
         // Not wrapped in `cancellable`: the publish reports what is live when cancelled.
         match publish_changes(ctx, &t, &[change]).await {
@@ -64,4 +116,43 @@ impl PushArgs {
             }),
         }
     }
+}
+
+/// Signs what the tag now points to, provided it is exactly what the engine pushed (same
+/// digest and size, recomputed from the bytes the registry serves).
+async fn notation_sign_pushed(
+    t: &TrustRepo,
+    image: &ImageRef,
+    tag: &str,
+    pushed: &crate::engine::Pushed,
+    signer: &crate::keystore::notation::NotationSigner,
+) -> Result<(), Error> {
+    let (client, base) = t.registry_client().await?;
+    let resolved = crate::registry::artifact::resolve(&client, &base, &image.repository, tag)
+        .await
+        .map_err(NotationError::from)?;
+    if resolved.descriptor.digest != pushed.digest || resolved.descriptor.size != pushed.size {
+        return Err(
+            NotationError::from(crate::registry::artifact::ArtifactError::Mismatch {
+                reference: image.to_string(),
+                reason: format!(
+                    "the tag now points to {} ({} bytes), not the pushed {} ({} bytes)",
+                    resolved.descriptor.digest,
+                    resolved.descriptor.size,
+                    pushed.digest,
+                    pushed.size
+                ),
+            })
+            .into(),
+        );
+    }
+    super::notation::sign_descriptor(
+        &client,
+        &base,
+        &image.repository,
+        signer,
+        &resolved.descriptor,
+    )
+    .await?;
+    Ok(())
 }

@@ -21,6 +21,14 @@ pub struct SignArgs {
     /// Tags to sign, e.g. myregistry.azurecr.io/app:v1 myregistry.azurecr.io/app:latest.
     #[arg(value_name = "IMAGE:TAG", required = true)]
     images: Vec<String>,
+    /// Write Notary Project signatures (the format notation verifies, attached as OCI
+    /// referrers) instead of Docker Content Trust data.
+    #[arg(long)]
+    notation: bool,
+    /// The Notary Project key to sign with (`key generate --notation NAME`); needed only when
+    /// the keyring holds several.
+    #[arg(long, value_name = "NAME", requires = "notation")]
+    notation_key: Option<String>,
 }
 
 /// The target meta docker writes for a manifest: sha256 only, and its length.
@@ -44,6 +52,10 @@ impl SignArgs {
                 )));
             }
             by_gun.entry(image.gun()).or_default().push(image);
+        }
+        if self.notation {
+            let all: Vec<ImageRef> = by_gun.into_values().flatten().collect();
+            return super::notation::sign_images(ctx, &all, self.notation_key).await;
         }
         for images in by_gun.values() {
             sign_repo(ctx, images).await?;

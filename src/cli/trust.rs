@@ -40,6 +40,9 @@ pub struct Settings {
     /// Which signatures `pull` and `verify` require, by repository or `prefix*`.
     #[serde(default)]
     pub pull_policy: BTreeMap<String, super::verify::SignaturePolicy>,
+    /// What `push` signs with when no flag says: `dct` (default), `notation` or `both`.
+    #[serde(default)]
+    pub push_signatures: super::push::SignWith,
 }
 
 /// Pins, as the notary CLI's `trust_pinning`: `certs` maps a GUN, or a prefix ending in `*`, to

@@ -12,6 +12,7 @@ pub mod import;
 pub mod keys;
 pub mod lock;
 pub mod signer;
+pub mod notation;
 pub mod source;
 
 pub use source::{KeyKind, KeySource, Keyring};

@@ -308,9 +308,11 @@ pub fn key_spec(cert: &Certificate, what: &str) -> Result<KeySpec, CertRuleError
             }
         }
         OID_RSA => {
-            use spki::DecodePublicKey;
             use rsa::traits::PublicKeyParts;
-            let der = spki.to_der().map_err(|e| CertRuleError::Chain(e.to_string()))?;
+            use spki::DecodePublicKey;
+            let der = spki
+                .to_der()
+                .map_err(|e| CertRuleError::Chain(e.to_string()))?;
             let key = rsa::RsaPublicKey::from_public_key_der(&der)
                 .map_err(|e| bad(format!("RSA ({e})"), "Use a valid RSA key"))?;
             let bits = key.n().bits() as usize;
@@ -334,7 +336,11 @@ fn unix(d: std::time::Duration) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(d.as_secs() as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }
 
-fn check_validity(cert: &Certificate, what: &str, now: OffsetDateTime) -> Result<(), CertRuleError> {
+fn check_validity(
+    cert: &Certificate,
+    what: &str,
+    now: OffsetDateTime,
+) -> Result<(), CertRuleError> {
     let v = cert.tbs_certificate().validity();
     let nb = unix(v.not_before.to_unix_duration());
     let na = unix(v.not_after.to_unix_duration());
@@ -400,11 +406,7 @@ fn check_leaf(cert: &Certificate, now: OffsetDateTime) -> Result<KeySpec, CertRu
             reason: "basic constraints say CA:TRUE; a signing certificate must not be a CA".into(),
         });
     }
-    let present: Vec<String> = tbs
-        .subject()
-        .iter()
-        .map(|a| a.oid.to_string())
-        .collect();
+    let present: Vec<String> = tbs.subject().iter().map(|a| a.oid.to_string()).collect();
     let missing: Vec<&str> = [(OID_C, "C"), (OID_ST, "ST"), (OID_O, "O")]
         .iter()
         .filter(|(oid, _)| !present.iter().any(|p| p == oid))
@@ -427,7 +429,8 @@ pub fn check_chain(chain: &[Certificate], now: OffsetDateTime) -> Result<KeySpec
         return Err(CertRuleError::Chain("no certificate given".into()));
     };
     let spec = check_leaf(leaf, now)?;
-    let name = |c: &Certificate, which: fn(&x509_cert::TbsCertificate) -> &x509_cert::name::Name| {
+    let name = |c: &Certificate,
+                which: fn(&x509_cert::TbsCertificate) -> &x509_cert::name::Name| {
         which(c.tbs_certificate()).to_der().unwrap_or_default()
     };
     if chain.len() == 1 {
@@ -514,7 +517,10 @@ mod tests {
         let subject = Subject::parse("C=US,ST=WA,O=Example,CN=example.azurecr.io/app").unwrap();
         let der = make_signing_certificate(&key(), &subject, 30, now).unwrap();
         let cert = Certificate::from_der(&der).unwrap();
-        assert_eq!(check_chain(std::slice::from_ref(&cert), now), Ok(KeySpec::EcP256));
+        assert_eq!(
+            check_chain(std::slice::from_ref(&cert), now),
+            Ok(KeySpec::EcP256)
+        );
         let (critical, ku) = cert
             .tbs_certificate()
             .get_extension::<KeyUsage>()

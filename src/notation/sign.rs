@@ -242,6 +242,92 @@ pub fn sign_envelope(
     serde_json::to_vec(&envelope).map_err(|e| SignError::Key(e.to_string()))
 }
 
+impl NotationKey {
+    /// Whether `sig` (JWS form) is this key's signature of `msg`.
+    fn verifies(&self, msg: &[u8], sig: &[u8]) -> bool {
+        use rsa::signature::Verifier;
+        match self {
+            NotationKey::P256(k) => p256::ecdsa::Signature::from_slice(sig)
+                .is_ok_and(|s| k.verifying_key().verify(msg, &s).is_ok()),
+            NotationKey::P384(k) => p384::ecdsa::Signature::from_slice(sig)
+                .is_ok_and(|s| k.verifying_key().verify(msg, &s).is_ok()),
+            NotationKey::Rsa(k) => {
+                let Ok(s) = rsa::pss::Signature::try_from(sig) else {
+                    return false;
+                };
+                let public = k.to_public_key();
+                match self.spec() {
+                    KeySpec::Rsa(2048) => rsa::pss::VerifyingKey::<Sha256>::new(public)
+                        .verify(msg, &s)
+                        .is_ok(),
+                    KeySpec::Rsa(3072) => rsa::pss::VerifyingKey::<Sha384>::new(public)
+                        .verify(msg, &s)
+                        .is_ok(),
+                    _ => rsa::pss::VerifyingKey::<Sha512>::new(public)
+                        .verify(msg, &s)
+                        .is_ok(),
+                }
+            }
+        }
+    }
+}
+
+/// Whether `envelope` is a signature this key made over exactly `target` that has not expired
+/// at `now`: the leaf in `x5c` is `leaf_der`, the `notary.x509` scheme, the key's algorithm,
+/// a signature that verifies with the key, and a payload naming the same media type, digest
+/// and size. `migrate` uses it to find the tags it already co-signed; it is not a trust
+/// decision (that is the verifier's, against a trust policy), only "is this one mine".
+pub fn is_own_signature(
+    key: &NotationKey,
+    leaf_der: &[u8],
+    envelope: &[u8],
+    target: &Descriptor,
+    now: OffsetDateTime,
+) -> bool {
+    own_signature(key, leaf_der, envelope, target, now).unwrap_or(false)
+}
+
+fn own_signature(
+    key: &NotationKey,
+    leaf_der: &[u8],
+    envelope: &[u8],
+    target: &Descriptor,
+    now: OffsetDateTime,
+) -> Option<bool> {
+    let v: serde_json::Value = serde_json::from_slice(envelope).ok()?;
+    let leaf = STANDARD
+        .decode(v.get("header")?.get("x5c")?.get(0)?.as_str()?)
+        .ok()?;
+    if leaf != leaf_der {
+        return Some(false);
+    }
+    let protected_b64 = v.get("protected")?.as_str()?;
+    let payload_b64 = v.get("payload")?.as_str()?;
+    let signature = URL_SAFE_NO_PAD.decode(v.get("signature")?.as_str()?).ok()?;
+    let input = format!("{protected_b64}.{payload_b64}");
+    if !key.verifies(input.as_bytes(), &signature) {
+        return Some(false);
+    }
+    let protected: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected_b64).ok()?).ok()?;
+    if protected.get("alg")?.as_str()? != key.spec().jws_alg()
+        || protected.get("io.cncf.notary.signingScheme")?.as_str()? != "notary.x509"
+        || protected.get("cty")?.as_str()? != PAYLOAD_MEDIA_TYPE
+    {
+        return Some(false);
+    }
+    if let Some(expiry) = protected.get("io.cncf.notary.expiry") {
+        let e = OffsetDateTime::parse(expiry.as_str()?, &Rfc3339).ok()?;
+        if e <= now {
+            return Some(false);
+        }
+    }
+    let payload: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload_b64).ok()?).ok()?;
+    let signed: Descriptor = serde_json::from_value(payload.get("targetArtifact")?.clone()).ok()?;
+    Some(signed == *target)
+}
+
 /// The descriptor of a blob.
 pub fn blob_descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
     Descriptor {
@@ -326,6 +412,40 @@ mod tests {
         use p256::ecdsa::signature::Verifier;
         let sig = p256::ecdsa::Signature::from_slice(&sig).unwrap();
         sk.verifying_key().verify(input.as_bytes(), &sig).unwrap();
+    }
+
+    #[test]
+    fn own_signature_is_recognised_only_for_the_same_target_and_key() {
+        let (key, chain) = signer();
+        let now = OffsetDateTime::now_utc();
+        let env = sign_envelope(&key, &chain, &target(), now, None).unwrap();
+        assert!(is_own_signature(&key, &chain[0], &env, &target(), now));
+        let mut other = target();
+        other.size += 1;
+        assert!(!is_own_signature(&key, &chain[0], &env, &other, now));
+        let stranger = NotationKey::P256(p256::ecdsa::SigningKey::from_slice(&[8u8; 32]).unwrap());
+        assert!(!is_own_signature(
+            &stranger,
+            &chain[0],
+            &env,
+            &target(),
+            now
+        ));
+        let expiring = sign_envelope(
+            &key,
+            &chain,
+            &target(),
+            now,
+            Some(now + time::Duration::hours(1)),
+        )
+        .unwrap();
+        assert!(!is_own_signature(
+            &key,
+            &chain[0],
+            &expiring,
+            &target(),
+            now + time::Duration::hours(2)
+        ));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! sets it up and bounded bodies ([`http`]), token auth ([`auth`]), and the one registry call
 //! the signer needs ([`manifest`]: a manifest's digest and size).
 
+pub mod artifact;
 pub mod auth;
 pub mod endpoint;
 pub mod http;
