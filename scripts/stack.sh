@@ -25,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
-PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time)
+PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time python3-cryptography)
 KEYRING_PASSWORD=trustacr-test-keyring
 READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
 
@@ -45,6 +45,8 @@ cmd_install() {
     command -v strace >/dev/null || missing+=(strace)
     [ -x /usr/bin/time ] || missing+=(time)
     command -v docker-credential-secretservice >/dev/null || missing+=(golang-docker-credential-helpers)
+    # The independent Notary Project verifier (tests/notation_independent/verify.py).
+    python3 -c 'import cryptography' 2>/dev/null || missing+=(python3-cryptography)
     if [ ${#missing[@]} -eq 0 ]; then
         log "packages present: ${PACKAGES[*]}"
         return 0

@@ -17,6 +17,7 @@ mod faults;
 mod info;
 mod install;
 mod keys;
+mod notation_sign;
 mod notation_verify;
 mod plugin_protocol;
 mod publish;
