@@ -62,7 +62,11 @@ enum KeyCommand {
 #[derive(Debug, clap::Args)]
 struct GenerateArgs {
     /// The signer name (lowercase letters, digits, '-' and '_').
-    #[arg(value_name = "NAME", required_unless_present = "notation", conflicts_with = "notation")]
+    #[arg(
+        value_name = "NAME",
+        required_unless_present = "notation",
+        conflicts_with = "notation"
+    )]
     name: Option<String>,
     /// Directory to write NAME.pub (or NAME.crt) in [default: the current directory].
     #[arg(long, value_name = "DIR")]
@@ -154,7 +158,12 @@ impl GenerateArgs {
             })?,
         };
         if let Some(name) = &self.notation {
-            return super::notation::generate_command(name, self.subject.as_deref(), self.days, &dir);
+            return super::notation::generate_command(
+                name,
+                self.subject.as_deref(),
+                self.days,
+                &dir,
+            );
         }
         let name = self.name.unwrap_or_default();
         println!("Generating key for {name}...");

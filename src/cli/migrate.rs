@@ -274,7 +274,7 @@ async fn has_own_signature(
     let now = OffsetDateTime::now_utc();
     for (digest, annotations) in candidates {
         let listed = annotations
-            .get(sig::THUMBPRINT_ANNOTATION)
+            .get(crate::notation::ANNOTATION_THUMBPRINT)
             .and_then(|v| v.as_str())
             .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
             .unwrap_or_default();
@@ -292,7 +292,8 @@ async fn has_own_signature(
             Some(l) if l.len() == 1 => &l[0],
             _ => continue,
         };
-        if layer.get("mediaType").and_then(|m| m.as_str()) != Some(sig::JWS_MEDIA_TYPE) {
+        if layer.get("mediaType").and_then(|m| m.as_str()) != Some(crate::notation::MEDIA_TYPE_JWS)
+        {
             continue;
         }
         let Some(blob) = layer.get("digest").and_then(|d| d.as_str()) else {

@@ -11,8 +11,8 @@ pub mod export;
 pub mod import;
 pub mod keys;
 pub mod lock;
-pub mod signer;
 pub mod notation;
+pub mod signer;
 pub mod source;
 
 pub use source::{KeyKind, KeySource, Keyring};

@@ -12,6 +12,8 @@ use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
 use x509_cert::ext::pkix::{BasicConstraints, ExtendedKeyUsage, KeyUsage};
 
+use super::envelope::Algorithm;
+
 /// Why a certificate (chain) or key cannot sign Notary Project signatures.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CertRuleError {
@@ -112,15 +114,15 @@ pub enum KeySpec {
 }
 
 impl KeySpec {
-    /// The JWS `alg` for this key.
-    pub fn jws_alg(self) -> &'static str {
+    /// The signature algorithm for this key (the spec ties each key to one).
+    pub fn algorithm(self) -> Algorithm {
         match self {
-            KeySpec::Rsa(2048) => "PS256",
-            KeySpec::Rsa(3072) => "PS384",
-            KeySpec::Rsa(_) => "PS512",
-            KeySpec::EcP256 => "ES256",
-            KeySpec::EcP384 => "ES384",
-            KeySpec::EcP521 => "ES512",
+            KeySpec::Rsa(2048) => Algorithm::Ps256,
+            KeySpec::Rsa(3072) => Algorithm::Ps384,
+            KeySpec::Rsa(_) => Algorithm::Ps512,
+            KeySpec::EcP256 => Algorithm::Es256,
+            KeySpec::EcP384 => Algorithm::Es384,
+            KeySpec::EcP521 => Algorithm::Es512,
         }
     }
 }

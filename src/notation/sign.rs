@@ -5,29 +5,22 @@
 //! verified by hashing the bytes; this module cannot check that and does not try.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use serde::Serialize;
+use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256, Sha384, Sha512};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use zeroize::Zeroizing;
 
 use super::certgen::{CertRuleError, KeySpec};
+pub use super::envelope::Descriptor;
+use super::envelope::{Payload, ProtectedHeader, flattened_jws, signing_input};
+use super::{
+    ANNOTATION_THUMBPRINT, ARTIFACT_TYPE_SIGNATURE, EMPTY_CONFIG_DIGEST, MEDIA_TYPE_EMPTY,
+    MEDIA_TYPE_JWS, MEDIA_TYPE_OCI_MANIFEST,
+};
 
-/// Media type of the signature envelope layer.
-pub const JWS_MEDIA_TYPE: &str = "application/jose+json";
-/// `artifactType` of a signature manifest.
-pub const SIGNATURE_ARTIFACT_TYPE: &str = "application/vnd.cncf.notary.signature";
-/// The payload's content type (`cty`).
-pub const PAYLOAD_MEDIA_TYPE: &str = "application/vnd.cncf.notary.payload.v1+json";
-/// The OCI empty config's media type.
-pub const EMPTY_MEDIA_TYPE: &str = "application/vnd.oci.empty.v1+json";
 /// The OCI empty config's bytes.
 pub const EMPTY_CONFIG: &[u8] = b"{}";
-/// OCI image manifest media type.
-pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-/// The manifest annotation listing the chain's SHA-256 thumbprints.
-pub const THUMBPRINT_ANNOTATION: &str = "io.cncf.notary.x509chain.thumbprint#S256";
 /// What this tool writes as `io.cncf.notary.signingAgent`.
 pub const SIGNING_AGENT: &str = concat!("docker-trustacr/", env!("CARGO_PKG_VERSION"));
 
@@ -143,24 +136,6 @@ pub enum SignError {
     Certificate(#[from] CertRuleError),
 }
 
-/// What is signed: the manifest as the registry serves it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct Descriptor {
-    /// The manifest's media type (the registry's Content-Type).
-    #[serde(rename = "mediaType")]
-    pub media_type: String,
-    /// `sha256:<hex>` of the bytes.
-    pub digest: String,
-    /// Length of the bytes.
-    pub size: u64,
-}
-
-#[derive(Serialize)]
-struct Payload<'a> {
-    #[serde(rename = "targetArtifact")]
-    target_artifact: &'a Descriptor,
-}
-
 /// Lower-case hex SHA-256 of each certificate, in chain order.
 pub fn thumbprints(chain_der: &[Vec<u8>]) -> Vec<String> {
     chain_der
@@ -202,44 +177,31 @@ pub fn sign_envelope(
     if leaf_spki != key.public_spki() || spec != key.spec() {
         return Err(CertRuleError::KeyMismatch.into());
     }
-    let mut protected = serde_json::Map::new();
-    let mut crit = vec![serde_json::Value::from("io.cncf.notary.signingScheme")];
-    protected.insert("alg".into(), spec.jws_alg().into());
-    protected.insert("cty".into(), PAYLOAD_MEDIA_TYPE.into());
-    protected.insert("io.cncf.notary.signingScheme".into(), "notary.x509".into());
-    protected.insert(
-        "io.cncf.notary.signingTime".into(),
-        rfc3339(signing_time).into(),
-    );
-    if let Some(e) = expiry {
-        if e <= signing_time {
-            return Err(SignError::Key(
-                "the signature expiry must be after the signing time".into(),
-            ));
-        }
-        protected.insert("io.cncf.notary.expiry".into(), rfc3339(e).into());
-        crit.push("io.cncf.notary.expiry".into());
+    if expiry.is_some_and(|e| e <= signing_time) {
+        return Err(SignError::Key(
+            "the signature expiry must be after the signing time".into(),
+        ));
     }
-    protected.insert("crit".into(), crit.into());
-    let protected = serde_json::to_vec(&protected).map_err(|e| SignError::Key(e.to_string()))?;
+    let utc = |t: OffsetDateTime| t.to_offset(time::UtcOffset::UTC);
+    let protected = ProtectedHeader::new_x509(spec.algorithm(), utc(signing_time), expiry.map(utc))
+        .to_json()
+        .map_err(|e| SignError::Key(e.to_string()))?;
+    // Only the three fields notation compares; the caller's annotations are not signed here.
     let payload = serde_json::to_vec(&Payload {
-        target_artifact: target,
+        target_artifact: Descriptor {
+            annotations: None,
+            ..target.clone()
+        },
     })
     .map_err(|e| SignError::Key(e.to_string()))?;
-    let protected_b64 = URL_SAFE_NO_PAD.encode(&protected);
-    let payload_b64 = URL_SAFE_NO_PAD.encode(&payload);
-    let signing_input = format!("{protected_b64}.{payload_b64}");
-    let signature = key.sign(signing_input.as_bytes())?;
-    let envelope = serde_json::json!({
-        "payload": payload_b64,
-        "protected": protected_b64,
-        "header": {
-            "x5c": chain_der.iter().map(|c| STANDARD.encode(c)).collect::<Vec<_>>(),
-            "io.cncf.notary.signingAgent": SIGNING_AGENT,
-        },
-        "signature": URL_SAFE_NO_PAD.encode(signature),
-    });
-    serde_json::to_vec(&envelope).map_err(|e| SignError::Key(e.to_string()))
+    let signature = key.sign(signing_input(&protected, &payload).as_bytes())?;
+    Ok(flattened_jws(
+        &protected,
+        &payload,
+        &signature,
+        chain_der,
+        Some(SIGNING_AGENT),
+    ))
 }
 
 impl NotationKey {
@@ -294,38 +256,17 @@ fn own_signature(
     target: &Descriptor,
     now: OffsetDateTime,
 ) -> Option<bool> {
-    let v: serde_json::Value = serde_json::from_slice(envelope).ok()?;
-    let leaf = STANDARD
-        .decode(v.get("header")?.get("x5c")?.get(0)?.as_str()?)
-        .ok()?;
-    if leaf != leaf_der {
-        return Some(false);
-    }
-    let protected_b64 = v.get("protected")?.as_str()?;
-    let payload_b64 = v.get("payload")?.as_str()?;
-    let signature = URL_SAFE_NO_PAD.decode(v.get("signature")?.as_str()?).ok()?;
-    let input = format!("{protected_b64}.{payload_b64}");
-    if !key.verifies(input.as_bytes(), &signature) {
-        return Some(false);
-    }
-    let protected: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(protected_b64).ok()?).ok()?;
-    if protected.get("alg")?.as_str()? != key.spec().jws_alg()
-        || protected.get("io.cncf.notary.signingScheme")?.as_str()? != "notary.x509"
-        || protected.get("cty")?.as_str()? != PAYLOAD_MEDIA_TYPE
-    {
-        return Some(false);
-    }
-    if let Some(expiry) = protected.get("io.cncf.notary.expiry") {
-        let e = OffsetDateTime::parse(expiry.as_str()?, &Rfc3339).ok()?;
-        if e <= now {
-            return Some(false);
-        }
-    }
-    let payload: serde_json::Value =
-        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload_b64).ok()?).ok()?;
-    let signed: Descriptor = serde_json::from_value(payload.get("targetArtifact")?.clone()).ok()?;
-    Some(signed == *target)
+    let env = super::envelope::parse_jws(envelope).ok()?;
+    let p = &env.protected;
+    Some(
+        env.certificate_chain.first().map(Vec::as_slice) == Some(leaf_der)
+            && key.verifies(&env.signing_input, &env.signature)
+            && p.alg == key.spec().algorithm()
+            && p.signing_scheme == super::scheme::X509
+            && p.cty == super::MEDIA_TYPE_PAYLOAD_V1
+            && p.expiry.is_none_or(|e| e > now)
+            && env.payload.target_artifact.same_content(target),
+    )
 }
 
 /// The descriptor of a blob.
@@ -334,6 +275,7 @@ pub fn blob_descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
         media_type: media_type.to_string(),
         digest: format!("sha256:{}", hex::encode(Sha256::digest(bytes))),
         size: bytes.len() as u64,
+        annotations: None,
     }
 }
 
@@ -346,22 +288,22 @@ pub fn signature_manifest(
     chain_der: &[Vec<u8>],
     created: OffsetDateTime,
 ) -> Vec<u8> {
-    let layer = blob_descriptor(JWS_MEDIA_TYPE, envelope);
+    let layer = blob_descriptor(MEDIA_TYPE_JWS, envelope);
     let thumbs = serde_json::to_string(&thumbprints(chain_der)).unwrap_or_default();
     let manifest = serde_json::json!({
         "schemaVersion": 2,
-        "mediaType": OCI_MANIFEST,
-        "artifactType": SIGNATURE_ARTIFACT_TYPE,
+        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
+        "artifactType": ARTIFACT_TYPE_SIGNATURE,
         "config": {
-            "mediaType": EMPTY_MEDIA_TYPE,
-            "digest": blob_descriptor(EMPTY_MEDIA_TYPE, EMPTY_CONFIG).digest,
+            "mediaType": MEDIA_TYPE_EMPTY,
+            "digest": EMPTY_CONFIG_DIGEST,
             "size": EMPTY_CONFIG.len(),
             "data": STANDARD.encode(EMPTY_CONFIG),
         },
         "layers": [layer],
-        "subject": subject,
+        "subject": Descriptor { annotations: None, ..subject.clone() },
         "annotations": {
-            THUMBPRINT_ANNOTATION: thumbs,
+            ANNOTATION_THUMBPRINT: thumbs,
             "org.opencontainers.image.created": rfc3339(created),
         },
     });
@@ -372,6 +314,7 @@ pub fn signature_manifest(
 mod tests {
     use super::*;
     use crate::notation::certgen::{Subject, make_signing_certificate};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
     fn signer() -> (NotationKey, Vec<Vec<u8>>) {
         let sk = p256::ecdsa::SigningKey::from_slice(&[5u8; 32]).unwrap();
@@ -385,6 +328,7 @@ mod tests {
             media_type: "application/vnd.docker.distribution.manifest.v2+json".into(),
             digest: format!("sha256:{}", "ab".repeat(32)),
             size: 528,
+            annotations: None,
         }
     }
 

@@ -12,10 +12,12 @@ use sha2::{Digest, Sha256};
 use super::endpoint::Endpoint;
 use super::http::{AuthedClient, HttpError, read_limited};
 use super::manifest::{MANIFEST_ACCEPT, MAX_MANIFEST};
-use crate::notation::sign::{Descriptor, SIGNATURE_ARTIFACT_TYPE};
-
-/// OCI image index media type.
-pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub use crate::notation::is_referrers_tag;
+use crate::notation::sign::Descriptor;
+use crate::notation::{
+    ARTIFACT_TYPE_SIGNATURE as SIGNATURE_ARTIFACT_TYPE, MEDIA_TYPE_OCI_INDEX as OCI_INDEX,
+    MEDIA_TYPE_OCI_MANIFEST,
+};
 
 /// Signature envelopes larger than this are not read (notation's own limit is 32 MiB; ours are
 /// a few KiB, and reading them only serves to find our own signatures).
@@ -201,6 +203,7 @@ pub async fn resolve(
             media_type,
             digest,
             size: body.len() as u64,
+            annotations: None,
         },
         body,
     })
@@ -295,17 +298,12 @@ pub async fn push_manifest(
         .map(str::to_string))
 }
 
-/// The tag-schema tag for `digest` (`sha256:<hex>` → `sha256-<hex>`).
-pub fn referrers_tag(digest: &str) -> String {
-    digest.replacen(':', "-", 1)
-}
-
-/// Whether `tag` is a tag-schema referrers tag (never a user's tag to sign or report).
-pub fn is_referrers_tag(tag: &str) -> bool {
-    tag.strip_prefix("sha256-").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+/// The tag-schema tag for `digest`; only `sha256:<64 hex>` digests have one (anything else
+/// would put unchecked text into a URL path).
+fn referrers_tag(digest: &str) -> Result<String, ArtifactError> {
+    crate::notation::referrers_tag(digest).ok_or_else(|| ArtifactError::Mismatch {
+        reference: digest.chars().take(80).collect(),
+        reason: "not a sha256 digest".into(),
     })
 }
 
@@ -317,7 +315,7 @@ async fn read_tag_index(
     repo: &str,
     subject: &str,
 ) -> Result<Vec<serde_json::Value>, ArtifactError> {
-    let tag = referrers_tag(subject);
+    let tag = referrers_tag(subject)?;
     let reference = format!("{repo}:{tag}");
     let url = registry.url(&format!("v2/{repo}/manifests/{tag}"));
     let resp = client
@@ -364,7 +362,7 @@ async fn read_tag_index(
 pub fn referrer_entry(manifest: &[u8]) -> serde_json::Value {
     let doc: serde_json::Value = serde_json::from_slice(manifest).unwrap_or_default();
     let mut entry = serde_json::json!({
-        "mediaType": crate::notation::sign::OCI_MANIFEST,
+        "mediaType": MEDIA_TYPE_OCI_MANIFEST,
         "digest": sha256_digest(manifest),
         "size": manifest.len(),
         "artifactType": SIGNATURE_ARTIFACT_TYPE,
@@ -400,7 +398,7 @@ pub async fn add_to_tag_index(
     let bytes = serde_json::to_vec(&index).unwrap_or_default();
     if bytes.len() as u64 > MAX_MANIFEST {
         return Err(ArtifactError::BadIndex {
-            reference: format!("{repo}:{}", referrers_tag(subject)),
+            reference: format!("{repo}:{}", referrers_tag(subject)?),
             reason: "so many signatures that one more would pass the 4 MiB manifest limit".into(),
         });
     }
@@ -408,7 +406,7 @@ pub async fn add_to_tag_index(
         client,
         registry,
         repo,
-        &referrers_tag(subject),
+        &referrers_tag(subject)?,
         OCI_INDEX,
         &bytes,
     )
@@ -445,7 +443,7 @@ pub async fn push_signature(
         registry,
         repo,
         &digest,
-        crate::notation::sign::OCI_MANIFEST,
+        MEDIA_TYPE_OCI_MANIFEST,
         manifest,
     )
     .await?;
@@ -528,18 +526,4 @@ pub async fn fetch_blob(
         });
     }
     Ok(body)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn referrers_tags_are_recognised_exactly() {
-        let d = format!("sha256:{}", "0a".repeat(32));
-        assert!(is_referrers_tag(&referrers_tag(&d)));
-        assert!(!is_referrers_tag("sha256-abc"));
-        assert!(!is_referrers_tag(&format!("sha256-{}", "A".repeat(64))));
-        assert!(!is_referrers_tag("latest"));
-    }
 }
