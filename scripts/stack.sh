@@ -25,7 +25,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
-PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time python3-cryptography)
+PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time python3-cryptography zsh)
 KEYRING_PASSWORD=trustacr-test-keyring
 READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
 
@@ -43,6 +43,7 @@ cmd_install() {
     command -v openssl >/dev/null || missing+=(openssl)
     command -v curl >/dev/null || missing+=(curl)
     command -v strace >/dev/null || missing+=(strace)
+    command -v zsh >/dev/null || missing+=(zsh)
     [ -x /usr/bin/time ] || missing+=(time)
     command -v docker-credential-secretservice >/dev/null || missing+=(golang-docker-credential-helpers)
     # The independent Notary Project verifier (tests/notation_independent/verify.py).

@@ -89,6 +89,13 @@ enum Command {
     /// Co-sign every DCT-signed tag of a repository with a Notary Project signature, before DCT
     /// is disabled (disabling it deletes the trust data), and report parity.
     Migrate(migrate::MigrateArgs),
+    /// Print the shell completion script of the standalone command, e.g.
+    /// `source <(docker-trust-acr completion bash)`.
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// Output format of commands that report.
@@ -443,6 +450,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Policy(args) => args.run(&ctx).await,
             Command::Signer(args) => args.run(&ctx).await,
             Command::Migrate(args) => args.run(&ctx).await,
+            Command::Completion { shell } => completion(shell),
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.
@@ -455,6 +463,34 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             ExitCode::from(e.exit_code())
         }
     }
+}
+
+/// Writes `shell`'s completion script for the standalone command, generated from the clap
+/// definition so that it never lags behind the commands and flags.
+fn completion(shell: clap_complete::Shell) -> Result<(), Error> {
+    use std::io::Write;
+    let name = Mode::Standalone.command_name();
+    let mut script = Vec::new();
+    if shell == clap_complete::Shell::Bash {
+        // clap_complete spells a hyphenated name two ways in the bash script's state names, so
+        // no subcommand's flags would complete: generate under a plain name, then register the
+        // function for the real one.
+        const PLAIN: &str = "trustacrcompletionbin";
+        clap_complete::generate(shell, &mut Cli::command().name(PLAIN), PLAIN, &mut script);
+        let text = String::from_utf8_lossy(&script)
+            .replace(
+                &format!("-o default {PLAIN}"),
+                &format!("-o default {name}"),
+            )
+            .replace(PLAIN, "docker_trust_acr");
+        script = text.into_bytes();
+    } else {
+        clap_complete::generate(shell, &mut Cli::command().name(name), name, &mut script);
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(&script)
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
 }
 
 fn parse_cli(mode: Mode, args: &[OsString]) -> Result<Cli, clap::Error> {

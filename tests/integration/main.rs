@@ -11,6 +11,7 @@ mod acr_stack;
 mod attacks_wire;
 mod cancel;
 mod concurrency;
+mod conventions;
 mod doctor;
 mod endpoint;
 mod faults;
