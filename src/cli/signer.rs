@@ -85,6 +85,10 @@ fn parse_repo(s: &str) -> Result<ImageRef, Error> {
     Ok(image)
 }
 
+fn parse_repos(repos: &[String]) -> Result<Vec<ImageRef>, Error> {
+    repos.iter().map(|r| parse_repo(r)).collect()
+}
+
 /// Runs `change` on each repository in turn, as docker does: a failure is reported and the
 /// others still go ahead; the command fails if any did.
 async fn for_each_repo(
@@ -123,11 +127,7 @@ async fn for_each_repo(
 impl AddArgs {
     async fn run(self, ctx: &Context) -> Result<(), Error> {
         signer::check_signer_name(&self.name)?;
-        let repos = self
-            .repos
-            .iter()
-            .map(|r| parse_repo(r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let repos = parse_repos(&self.repos)?;
         let keys = self
             .keys
             .iter()
@@ -160,11 +160,7 @@ impl AddArgs {
 
 impl RemoveArgs {
     async fn run(self, ctx: &Context) -> Result<(), Error> {
-        let repos = self
-            .repos
-            .iter()
-            .map(|r| parse_repo(r))
-            .collect::<Result<Vec<_>, _>>()?;
+        let repos = parse_repos(&self.repos)?;
         let change = Change::RemoveSigner {
             name: self.name.clone(),
             allow_last: self.yes,

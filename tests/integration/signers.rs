@@ -28,10 +28,9 @@ fn own_keyring_env(label: &str) -> TestEnv {
     env
 }
 
-/// docker's private key file whose PEM names `role`.
-fn docker_key_file(env: &TestEnv, role: &str) -> PathBuf {
-    let dir = env.config.join("trust/private");
-    std::fs::read_dir(&dir)
+/// The key file in `dir` whose PEM header names `role`.
+fn key_file_with_role(dir: &Path, role: &str) -> PathBuf {
+    std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .find(|p| {
@@ -41,6 +40,20 @@ fn docker_key_file(env: &TestEnv, role: &str) -> PathBuf {
                 .any(|l| l == format!("role: {role}"))
         })
         .unwrap_or_else(|| panic!("no {role} key in {}", dir.display()))
+}
+
+/// docker's private key file of `role`.
+fn docker_key_file(env: &TestEnv, role: &str) -> PathBuf {
+    key_file_with_role(&env.config.join("trust/private"), role)
+}
+
+/// A DCT `docker push` of a new one-file image as `reference`: docker signs it, creating the
+/// repository's trust data (and root and targets keys) on first use.
+fn dct_push(env: &TestEnv, reference: &str, content: &str) {
+    import_image(env, reference, content);
+    let mut push = env.docker();
+    push.env("DOCKER_CONTENT_TRUST", "1");
+    assert_success(&run(push.args(["push", reference])), "DCT push");
 }
 
 fn key_id_of(file: &Path) -> String {
@@ -130,10 +143,7 @@ fn docker_made_repository_with_a_signer_is_pushed_into_the_delegation_after_key_
     let env = own_keyring_env("import");
     let repo = unique_repo(&stack().registry, "signimport");
     // The ACR guide's way: a DCT push makes the repository, then a signer is added.
-    import_image(&env, &format!("{repo}:v1"), "pushed with DCT");
-    let mut push = env.docker();
-    push.env("DOCKER_CONTENT_TRUST", "1");
-    assert_success(&run(push.args(["push", &format!("{repo}:v1")])), "DCT push");
+    dct_push(&env, &format!("{repo}:v1"), "pushed with DCT");
     docker_signer(&env, "alice", &repo);
     let out = run(env.plugin().args(["key", "import"]));
     assert_success(&out, "key import");
@@ -183,10 +193,7 @@ fn docker_made_repository_with_a_signer_is_pushed_into_the_delegation_after_key_
 fn key_generated_here_signs_with_docker_and_a_removed_signer_is_gone_everywhere() {
     let env = own_keyring_env("generate");
     let repo = unique_repo(&stack().registry, "signgen");
-    import_image(&env, &format!("{repo}:v1"), "owner's tag");
-    let mut push = env.docker();
-    push.env("DOCKER_CONTENT_TRUST", "1");
-    assert_success(&run(push.args(["push", &format!("{repo}:v1")])), "DCT push");
+    dct_push(&env, &format!("{repo}:v1"), "owner's tag");
     assert_success(&run(env.plugin().args(["key", "import"])), "key import");
 
     let keys = env.home.join("keys");
@@ -306,7 +313,7 @@ fn keyring(env: &TestEnv) -> Value {
 }
 
 /// Runs the plugin with `args`; asserts exit 1 and that stderr has every part of `expect`.
-fn refused(env: &TestEnv, args: &[&std::ffi::OsStr], expect: &[&str]) {
+fn refused(env: &TestEnv, args: &[&str], expect: &[&str]) {
     let out = run(env.plugin().args(args));
     assert_eq!(
         out.status.code(),
@@ -331,17 +338,10 @@ fn private_copy(env: &TestEnv, from: &Path, name: &str, mode: u32) -> PathBuf {
 
 /// The fixture key file of docker's `trust` directory whose header names `role`.
 fn fixture_key(role: &str) -> PathBuf {
-    let dir = repo_root().join("tests/data/notary-v1/keys/docker-trust");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            std::fs::read_to_string(p)
-                .unwrap()
-                .lines()
-                .any(|l| l == format!("role: {role}"))
-        })
-        .unwrap_or_else(|| panic!("no {role} fixture"))
+    key_file_with_role(
+        &repo_root().join("tests/data/notary-v1/keys/docker-trust"),
+        role,
+    )
 }
 
 #[test]
@@ -350,8 +350,6 @@ fn bad_signer_input_is_refused_with_the_keyring_unchanged() {
     // The fixtures' repository passphrase.
     env.set("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "repopw");
     let before = keyring(&env);
-    let os = |s: &str| std::ffi::OsString::from(s);
-    let p = |p: &Path| p.as_os_str().to_owned();
     let repo = format!("{}/t/never-touched", stack().registry);
 
     let ed = env.home.join("ed.pem");
@@ -378,97 +376,68 @@ fn bad_signer_input_is_refused_with_the_keyring_unchanged() {
     let other_gun = private_copy(&env, &fixture_key("targets"), "targets.key", 0o600);
     let open = private_copy(&env, &fixture_key("alice"), "open.key", 0o640);
 
-    let cases: Vec<(Vec<std::ffi::OsString>, Vec<&str>)> = vec![
+    let [
+        public_as_key,
+        ed,
+        other_gun,
+        open,
+        alice_pub,
+        ed_pub,
+        alice_fixture,
+    ] = [
+        &public_as_key,
+        &ed,
+        &other_gun,
+        &open,
+        &alice_pub,
+        &ed_pub,
+        &fixture_key("alice"),
+    ]
+    .map(|p| p.to_str().unwrap().to_string());
+    let add = |name: &str, key: &str| format!("signer add {name} {repo} --key {key}");
+    let cases: Vec<(String, Vec<&str>)> = vec![
         (
-            vec![os("key"), os("load"), p(&public_as_key)],
+            format!("key load {public_as_key}"),
             vec!["holds a PUBLIC KEY, not a private key"],
         ),
-        (vec![os("key"), os("load"), p(&ed)], vec!["Ed25519"]),
+        (format!("key load {ed}"), vec!["Ed25519"]),
         (
-            vec![os("key"), os("load"), p(&other_gun)],
+            format!("key load {other_gun}"),
             vec!["holds the targets key of", "not a signer key", "key import"],
         ),
         (
-            vec![os("key"), os("load"), p(&open)],
+            format!("key load {open}"),
             vec!["readable or writable by other users", "chmod 600"],
         ),
         (
-            vec![
-                os("key"),
-                os("load"),
-                p(&fixture_key("alice")),
-                os("--name"),
-                os("Not/Ok"),
-            ],
+            format!("key load {alice_fixture} --name Not/Ok"),
             vec!["name \"Not/Ok\" is refused"],
         ),
         (
-            vec![
-                os("key"),
-                os("generate"),
-                os("Alice"),
-                os("--dir"),
-                p(&env.home),
-            ],
+            format!("key generate Alice --dir {}", env.home.display()),
             vec!["name \"Alice\" is refused", "docker's rule"],
         ),
         (
-            vec![
-                os("signer"),
-                os("add"),
-                os("releases"),
-                os(&repo),
-                os("--key"),
-                p(&alice_pub),
-            ],
+            add("releases", &alice_pub),
             vec!["\"releases\" is reserved"],
         ),
         (
-            vec![
-                os("signer"),
-                os("add"),
-                os("al.ice"),
-                os(&repo),
-                os("--key"),
-                p(&alice_pub),
-            ],
+            add("al.ice", &alice_pub),
             vec!["name \"al.ice\" is refused"],
         ),
         (
-            vec![
-                os("signer"),
-                os("add"),
-                os("bob"),
-                os(&repo),
-                os("--key"),
-                p(&open),
-            ],
+            add("bob", &open),
             vec!["a private key: give the signer's public key file"],
         ),
+        (add("bob", &ed_pub), vec!["RFC 8410 Ed25519"]),
         (
-            vec![
-                os("signer"),
-                os("add"),
-                os("bob"),
-                os(&repo),
-                os("--key"),
-                p(&ed_pub),
-            ],
-            vec!["RFC 8410 Ed25519"],
-        ),
-        (
-            vec![
-                os("signer"),
-                os("remove"),
-                os("releases"),
-                os(&repo),
-                os("--yes"),
-            ],
+            format!("signer remove releases {repo} --yes"),
             vec!["names no signer"],
         ),
     ];
-    for (args, expect) in &cases {
-        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_os_str()).collect();
+    // The test's paths have no spaces, so each command line splits on them.
+    for (line, expect) in &cases {
+        let args: Vec<&str> = line.split(' ').collect();
         refused(&env, &args, expect);
         assert_eq!(keyring(&env), before, "{args:?} changed the keyring");
     }
