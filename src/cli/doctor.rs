@@ -13,7 +13,7 @@ use std::io::Write;
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use super::info::{Check, Status};
+use super::info::{Check, Status, outcome};
 use super::trust::{Settings, TrustRepo};
 use super::{Context, Error, Format, cancellable};
 use crate::acr::{self, AcrError};
@@ -125,7 +125,8 @@ impl DoctorArgs {
         }
         .and_then(|()| out.flush());
         drop(out);
-        let mut failures: Vec<Error> = report
+        // The report already shows each failure's fix.
+        let failures = report
             .checks
             .iter()
             .filter(|c| c.status == Status::Fail)
@@ -135,14 +136,7 @@ impl DoctorArgs {
                 hint: None,
             })
             .collect();
-        if let Err(e) = written {
-            failures.insert(0, Error::Output(e));
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Several(failures))
-        }
+        outcome(failures, written)
     }
 
     async fn collect(&self, ctx: &Context, target: Option<&Target>) -> Vec<Check> {

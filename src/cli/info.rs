@@ -165,15 +165,7 @@ impl InfoArgs {
         }
         .and_then(|()| out.flush());
         drop(out);
-        let mut failures = report.failures();
-        if let Err(e) = written {
-            failures.insert(0, Error::Output(e));
-        }
-        if failures.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Several(failures))
-        }
+        outcome(report.failures(), written)
     }
 
     async fn collect(&self, ctx: &Context) -> Report {
@@ -279,6 +271,19 @@ impl InfoArgs {
             registry,
             checks,
         }
+    }
+}
+
+/// A reporting command's result once its report is written: the failed checks, led by the
+/// report itself when it could not be written.
+pub(super) fn outcome(mut failures: Vec<Error>, written: std::io::Result<()>) -> Result<(), Error> {
+    if let Err(e) = written {
+        failures.insert(0, Error::Output(e));
+    }
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Several(failures))
     }
 }
 

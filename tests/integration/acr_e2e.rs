@@ -215,6 +215,17 @@ fn acr_for(mode: MissingRole) -> (String, Option<Emulator>) {
     }
 }
 
+/// The command failed before sending anything, naming AcrImageSigner and how to assign it.
+fn assert_told_signer_role_is_missing(out: &Output) {
+    assert_eq!(out.status.code(), Some(1), "{}", all_output(out));
+    let err = stderr(out);
+    assert!(err.contains("lacks AcrImageSigner"), "{err}");
+    assert!(
+        err.contains("az role assignment create --role AcrImageSigner"),
+        "{err}"
+    );
+}
+
 fn reader_pulls_the_verified_image_but_is_refused_signing(mode: MissingRole) {
     let (host, _em) = acr_for(mode);
     let reference = signed_image_on(&host, "reader");
@@ -222,13 +233,7 @@ fn reader_pulls_the_verified_image_but_is_refused_signing(mode: MissingRole) {
     let out = run(env.plugin().args(["pull", &reference]));
     assert_success(&out, "pull as reader");
     let out = run(env.plugin().args(["sign", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    let err = stderr(&out);
-    assert!(err.contains("lacks AcrImageSigner"), "{err}");
-    assert!(
-        err.contains("az role assignment create --role AcrImageSigner"),
-        "{err}"
-    );
+    assert_told_signer_role_is_missing(&out);
 }
 
 #[test]
@@ -954,11 +959,5 @@ fn identity_without_any_role_is_told_the_missing_role_when_acr_refuses_every_sco
     let reference = format!("{}:v1", unique_repo(&em.host, "no-role"));
     import_image(&env, &reference, "no-role");
     let out = run(env.plugin().args(["push", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
-    let err = stderr(&out);
-    assert!(err.contains("lacks AcrImageSigner"), "{err}");
-    assert!(
-        err.contains("az role assignment create --role AcrImageSigner"),
-        "{err}"
-    );
+    assert_told_signer_role_is_missing(&out);
 }
