@@ -20,6 +20,12 @@
 //!   `publish::refused_trust_upload_after_a_good_push_reports_pushed_but_unsigned_with_the_sign_hint`,
 //!   `publish::each_publish_refusal_is_provoked_and_named`;
 //! - audit P1-C1 (a name that said two signers for four): `trust::concurrent_signers_of_one_repository_all_land`.
+//! - #9 item 4, signers as docker's: `signers::docker_signer_key_loaded_here_signs_into_its_delegation_and_releases`,
+//!   `signers::docker_made_repository_with_a_signer_is_pushed_into_the_delegation_after_key_import`,
+//!   `signers::key_generated_here_signs_with_docker_and_a_removed_signer_is_gone_everywhere`,
+//!   `signers::bad_signer_input_is_refused_with_the_keyring_unchanged`,
+//!   `signers::signer_keys_and_passphrases_never_reach_debug_output_or_plain_files`,
+//!   `publish::each_publish_refusal_is_provoked_and_named` (no key for any accepted role).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
@@ -209,4 +215,96 @@ fn keyring_secret_base64_and_seed_are_wiped_before_their_memory_is_freed() {
             "the raw private key reached free() unwiped"
         );
     }
+}
+
+/// Keys in memory for the editor: a fixed set, looked up by the IDs a role accepts; new keys
+/// are made on demand under `created`.
+#[derive(Default)]
+struct HeldKeys {
+    held: Vec<SigningKey>,
+    created: Mutex<Vec<(String, SigningKey)>>,
+}
+
+fn copy_key(k: &SigningKey) -> SigningKey {
+    SigningKey::from_keyring_secret(&k.to_keyring_secret(), &KeyName::Root).unwrap()
+}
+
+impl docker_trustacr::keystore::KeySource for HeldKeys {
+    fn find(&self, _: &KeyName, allowed: &[String]) -> Result<Option<SigningKey>, KeystoreError> {
+        Ok(self
+            .held
+            .iter()
+            .find(|k| allowed.contains(&k.public().id()))
+            .map(copy_key))
+    }
+
+    fn get_or_create(
+        &self,
+        name: &KeyName,
+        kind: docker_trustacr::keystore::KeyKind,
+    ) -> Result<(SigningKey, bool), KeystoreError> {
+        let mut made = self.created.lock().unwrap();
+        if let Some((_, k)) = made.iter().find(|(n, _)| *n == name.entry()) {
+            return Ok((copy_key(k), false));
+        }
+        let k = match kind {
+            docker_trustacr::keystore::KeyKind::P256 => SigningKey::generate_p256()?,
+            docker_trustacr::keystore::KeyKind::Ed25519 => SigningKey::generate_ed25519()?,
+        };
+        made.push((name.entry(), copy_key(&k)));
+        Ok((k, true))
+    }
+}
+
+// See: #9 item 4
+#[test]
+fn a_tag_is_never_signed_only_into_a_delegation_docker_pull_does_not_read() {
+    use docker_trustacr::tuf::editor::{Change, EditError, UnsignedUpdate};
+    use docker_trustacr::tuf::metadata::{
+        Base64Bytes, DelegatedRole, FileMeta, SignedFile, Targets,
+    };
+    let gun = "example.com/app";
+    let now = time::OffsetDateTime::now_utc();
+    let meta = FileMeta {
+        custom: None,
+        hashes: std::collections::BTreeMap::from([("sha256".into(), Base64Bytes(vec![7; 32]))]),
+        length: 10,
+    };
+    let owner = HeldKeys::default();
+    let server = docker_trustacr::tuf::editor::ServerKeys {
+        timestamp: SigningKey::generate_ed25519().unwrap().public(),
+        snapshot: SigningKey::generate_ed25519().unwrap().public(),
+    };
+    let mut u = UnsignedUpdate::init(gun, server, now);
+    u.apply(Change::add("v1", meta.clone())).unwrap();
+    let signed = u.sign(&owner).unwrap();
+    let parse = |role: &str, bytes: &[u8]| SignedFile::parse(role, bytes).unwrap().signed;
+    let root = serde_json::from_value(parse("root", signed.new_root().unwrap())).unwrap();
+    let mut targets: Targets =
+        serde_json::from_value(parse("targets", &signed.files()[1].1)).unwrap();
+    // A notary-made delegation `targets/ci`, outside targets/releases.
+    let ci = SigningKey::generate_p256().unwrap();
+    targets
+        .delegations
+        .keys
+        .insert(ci.public().id(), ci.public());
+    targets.delegations.roles.push(DelegatedRole {
+        keyids: Some(vec![ci.public().id()]),
+        name: "targets/ci".into(),
+        paths: vec![String::new()],
+        threshold: 1,
+    });
+    let ci_only = HeldKeys {
+        held: vec![copy_key(&ci)],
+        ..HeldKeys::default()
+    };
+    let mut u = UnsignedUpdate::update(gun, &root, Some(&targets), None, now);
+    u.apply(Change::add("v2", meta)).unwrap();
+    let err = u.sign(&ci_only).unwrap_err();
+    assert!(matches!(err, EditError::NotResolvable { .. }), "{err}");
+    let text = err.to_string();
+    assert!(
+        text.contains("sign only targets/ci") && text.contains("targets/releases"),
+        "{text}"
+    );
 }
