@@ -20,6 +20,7 @@ use crate::notation::sign::{self as sig, Descriptor};
 use crate::reference::ImageRef;
 use crate::registry::artifact::{self, ArtifactError};
 use crate::registry::endpoint::Endpoint;
+use crate::registry::referrers;
 use crate::registry::{AuthedClient, MAX_MANIFEST, read_limited};
 
 /// Arguments of `migrate`.
@@ -259,8 +260,9 @@ async fn co_sign(
     Ok(NotationState::Signed)
 }
 
-/// Whether a referrer of `target` is a valid signature by `signer`. The thumbprint annotation
-/// (unsigned) only picks candidates; each candidate's envelope is checked.
+/// Whether a referrer of `target` is a valid signature by `signer`, found with the verify
+/// side's discovery (referrers API, else tag schema; manifests checked) and checked by
+/// verifying the envelope with the key. Candidates that cannot be read are not ours.
 async fn has_own_signature(
     client: &AuthedClient,
     registry: &Endpoint,
@@ -268,43 +270,18 @@ async fn has_own_signature(
     signer: &NotationSigner,
     target: &Descriptor,
 ) -> Result<bool, NotationError> {
-    let leaf = &signer.chain[0];
-    let leaf_thumb = sig::thumbprints(std::slice::from_ref(leaf)).remove(0);
-    let candidates = artifact::signature_referrers(client, registry, repo, &target.digest).await?;
+    let (candidates, _) =
+        referrers::list_signatures(client, registry, repo, &target.digest).await?;
     let now = OffsetDateTime::now_utc();
-    for (digest, annotations) in candidates {
-        let listed = annotations
-            .get(crate::notation::ANNOTATION_THUMBPRINT)
-            .and_then(|v| v.as_str())
-            .and_then(|s| serde_json::from_str::<Vec<String>>(s).ok())
-            .unwrap_or_default();
-        if !listed
-            .first()
-            .is_some_and(|t| t.eq_ignore_ascii_case(&leaf_thumb))
-        {
-            continue;
-        }
-        let Ok(manifest) = artifact::resolve(client, registry, repo, &digest).await else {
-            continue;
-        };
-        let doc: serde_json::Value = serde_json::from_slice(&manifest.body).unwrap_or_default();
-        let layer = match doc.get("layers").and_then(|l| l.as_array()) {
-            Some(l) if l.len() == 1 => &l[0],
-            _ => continue,
-        };
-        if layer.get("mediaType").and_then(|m| m.as_str()) != Some(crate::notation::MEDIA_TYPE_JWS)
-        {
-            continue;
-        }
-        let Some(blob) = layer.get("digest").and_then(|d| d.as_str()) else {
-            continue;
-        };
-        let Ok(envelope) =
-            artifact::fetch_blob(client, registry, repo, blob, artifact::MAX_ENVELOPE).await
+    for candidate in &candidates {
+        let Ok(blob) =
+            referrers::fetch_signature(client, registry, repo, candidate, &target.digest).await
         else {
             continue;
         };
-        if sig::is_own_signature(&signer.key, leaf, &envelope, target, now) {
+        if blob.media_type == crate::notation::MEDIA_TYPE_JWS
+            && sig::is_own_signature(&signer.key, &signer.chain[0], &blob.envelope, target, now)
+        {
             return Ok(true);
         }
     }

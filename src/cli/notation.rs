@@ -29,6 +29,9 @@ pub enum NotationError {
     /// Pushing the signature failed.
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+    /// Existing signatures could not be listed.
+    #[error(transparent)]
+    Discovery(#[from] crate::registry::referrers::ReferrersError),
     /// A key file cannot be used.
     #[error("{path}: {reason}. Nothing was stored")]
     KeyFile {

@@ -19,10 +19,6 @@ use crate::notation::{
     MEDIA_TYPE_OCI_MANIFEST,
 };
 
-/// Signature envelopes larger than this are not read (notation's own limit is 32 MiB; ours are
-/// a few KiB, and reading them only serves to find our own signatures).
-pub const MAX_ENVELOPE: u64 = 1024 * 1024;
-
 /// The manifest types that can be signed.
 const SIGNABLE: [&str; 4] = [
     "application/vnd.oci.image.index.v1+json",
@@ -459,71 +455,4 @@ pub async fn push_signature(
     )
     .await?;
     Ok((digest, Listed::TagSchema))
-}
-
-/// The signature manifests that refer to `subject`: from the referrers API when the registry
-/// has one, else from the tag-schema index. Each is `(digest, annotations)`; entries whose
-/// artifact type is not a Notary Project signature are left out.
-pub async fn signature_referrers(
-    client: &AuthedClient,
-    registry: &Endpoint,
-    repo: &str,
-    subject: &str,
-) -> Result<Vec<(String, serde_json::Value)>, ArtifactError> {
-    let url = registry.url(&format!("v2/{repo}/referrers/{subject}"));
-    let resp = client
-        .send(&pull_scope(repo), |http| {
-            http.get(url.clone())
-                .query(&[("artifactType", SIGNATURE_ARTIFACT_TYPE)])
-                .header(reqwest::header::ACCEPT, OCI_INDEX)
-        })
-        .await?;
-    let is_index = resp
-        .headers()
-        .get(reqwest::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with(OCI_INDEX));
-    let entries = if resp.status() == reqwest::StatusCode::OK && is_index {
-        let body = read_limited(resp, MAX_MANIFEST).await?;
-        let doc: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
-        doc.get("manifests")
-            .and_then(|m| m.as_array())
-            .cloned()
-            .unwrap_or_default()
-    } else {
-        read_tag_index(client, registry, repo, subject).await?
-    };
-    Ok(entries
-        .into_iter()
-        .filter(|e| e.get("artifactType").and_then(|a| a.as_str()) == Some(SIGNATURE_ARTIFACT_TYPE))
-        .filter_map(|e| {
-            let d = e.get("digest")?.as_str()?.to_string();
-            Some((d, e.get("annotations").cloned().unwrap_or_default()))
-        })
-        .collect())
-}
-
-/// GETs a blob by digest, bounded by `limit`, and checks the bytes hash to the digest.
-pub async fn fetch_blob(
-    client: &AuthedClient,
-    registry: &Endpoint,
-    repo: &str,
-    digest: &str,
-    limit: u64,
-) -> Result<Vec<u8>, ArtifactError> {
-    let url = registry.url(&format!("v2/{repo}/blobs/{digest}"));
-    let resp = client
-        .send(&pull_scope(repo), |http| http.get(url.clone()))
-        .await?;
-    if resp.status() != reqwest::StatusCode::OK {
-        return Err(status_error("reading a blob", format!("{repo}@{digest}"), resp).await);
-    }
-    let body = read_limited(resp, limit).await?;
-    if sha256_digest(&body) != digest {
-        return Err(ArtifactError::Mismatch {
-            reference: format!("{repo}@{digest}"),
-            reason: "the blob's bytes do not hash to its digest".into(),
-        });
-    }
-    Ok(body)
 }

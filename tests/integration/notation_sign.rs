@@ -430,3 +430,149 @@ fn migrate_co_signs_twenty_dct_tags_to_parity_and_a_second_run_signs_nothing() {
     assert!(text.contains("disabling DCT deletes"), "{text}");
     assert!(!text.contains("signed (new)"), "{text}");
 }
+
+#[test]
+fn on_acr_migrate_signs_through_the_referrers_api_and_verify_notation_accepts_the_signature() {
+    let host = stack().acr_host.clone();
+    // A DCT-signed image pushed by the signer identity through the emulator.
+    let reference = crate::acr_e2e::signed_image_on(&host, "nacr");
+    let (repo, _) = reference.rsplit_once(':').unwrap();
+    let mut env = crate::acr_e2e::env_on(&host, "signer");
+    let cert = generate(&env, "acr");
+    let out = run(env.plugin().args(["migrate", repo, "--format", "json"]));
+    assert_success(&out, "migrate on ACR");
+    let v = json(&out);
+    assert_eq!(v["tags"], 1, "{v}");
+    assert_eq!(v["new_signatures"], 1, "{v}");
+    assert_eq!(v["parity"], true, "{v}");
+    let out = run(env.plugin().args(["sign", "--notation", &reference]));
+    assert_success(&out, "sign --notation on ACR");
+    assert!(stdout(&out).contains("referrers API"), "{}", stdout(&out));
+    let again = run(env.plugin().args(["migrate", repo, "--format", "json"]));
+    assert_success(&again, "second migrate on ACR");
+    assert_eq!(json(&again)["new_signatures"], 0);
+
+    // The verify side (its own discovery and verification core) accepts what was written here.
+    env.set(
+        "NOTATION_CONFIG",
+        env.home.join("notation").display().to_string(),
+    );
+    let init = run(env
+        .plugin()
+        .args(["policy", "init", repo, "--cert"])
+        .arg(&cert));
+    assert_success(&init, "policy init");
+    let out = run(env
+        .plugin()
+        .args(["verify", "--notation", "--format", "json", &reference]));
+    assert_success(&out, "verify --notation");
+    let v = json(&out);
+    assert_eq!(v["notation"]["discovery"], "referrers API", "{v}");
+}
+
+/// A plain-HTTP registry that serves one manifest for every tag and answers a blob upload with
+/// a `Location` on `upload_to`; counts requests, stops on drop.
+struct UploadElsewhere {
+    addr: String,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    hits: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl UploadElsewhere {
+    fn start(upload_to: Option<String>) -> Self {
+        use std::io::{BufRead, BufReader, Read, Write};
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let stop = std::sync::Arc::new(AtomicBool::new(false));
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let (s, h) = (stop.clone(), hits.clone());
+        let handle = std::thread::spawn(move || {
+            let manifest = br#"{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2},"layers":[]}"#;
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                h.fetch_add(1, Ordering::SeqCst);
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+                let mut peek = [0u8; 1];
+                if conn.peek(&mut peek).is_err() || peek[0] == 0x16 {
+                    continue; // TLS: close, the client falls back to plain HTTP on loopback
+                }
+                let mut reader = BufReader::new(conn.try_clone().unwrap());
+                let mut first = String::new();
+                let _ = reader.read_line(&mut first);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                    line.clear();
+                }
+                let mut parts = first.split(' ');
+                let (method, path) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
+                let (status, ct, body, extra): (&str, &str, &[u8], String) =
+                    match (method, upload_to.as_deref()) {
+                        ("GET", _) if path.contains("/manifests/") => (
+                            "200 OK",
+                            "application/vnd.oci.image.manifest.v1+json",
+                            manifest,
+                            String::new(),
+                        ),
+                        ("POST", Some(to)) => (
+                            "202 Accepted",
+                            "text/plain",
+                            b"",
+                            format!("Location: {to}\r\n"),
+                        ),
+                        ("GET", _) if path == "/v2/" => {
+                            ("200 OK", "application/json", b"{}", String::new())
+                        }
+                        _ => ("404 Not Found", "text/plain", b"404", String::new()),
+                    };
+                let _ = write!(
+                    conn,
+                    "HTTP/1.1 {status}\r\nContent-Type: {ct}\r\nContent-Length: {}\r\n{extra}Connection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = conn.write_all(body);
+                let mut rest = [0u8; 1024];
+                let _ = conn.set_read_timeout(Some(std::time::Duration::from_millis(100)));
+                let _ = reader.read(&mut rest);
+            }
+        });
+        UploadElsewhere {
+            addr,
+            stop,
+            hits,
+            handle: Some(handle),
+        }
+    }
+}
+
+impl Drop for UploadElsewhere {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let _ = std::net::TcpStream::connect(&self.addr);
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[test]
+fn a_blob_upload_location_on_another_host_is_refused_and_that_host_gets_nothing() {
+    let elsewhere = UploadElsewhere::start(None);
+    let registry =
+        UploadElsewhere::start(Some(format!("http://{}/upload?state=x", elsewhere.addr)));
+    let env = notation_env();
+    generate(&env, "k");
+    let reference = format!("{}/app:v1", registry.addr);
+    let out = run(env.plugin().args(["sign", "--notation", &reference]));
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("not on the registry's own host"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(elsewhere.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+}
