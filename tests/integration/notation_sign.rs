@@ -576,3 +576,24 @@ fn a_blob_upload_location_on_another_host_is_refused_and_that_host_gets_nothing(
     );
     assert_eq!(elsewhere.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
 }
+
+#[test]
+fn push_signatures_both_in_the_settings_makes_push_write_dct_and_notary_project_signatures() {
+    let env = notation_env();
+    std::fs::write(
+        env.config.join("trustacr.json"),
+        r#"{"push_signatures":"both"}"#,
+    )
+    .unwrap();
+    let repo = unique_repo(&stack().registry, "nboth");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "both kinds");
+    let cert = generate(&env, "both");
+    let out = run(env.plugin().args(["push", &reference]));
+    assert_success(&out, "push with push_signatures both");
+    let (ok, v) = independent_verify(&env, &reference, &[&cert]);
+    assert!(ok, "{v}");
+    let dct = run(env.plugin().args(["verify", &reference]));
+    assert_success(&dct, "DCT verify");
+    assert_eq!(stdout(&dct).trim(), v["target"]["digest"].as_str().unwrap());
+}
