@@ -462,3 +462,73 @@ pub async fn verify_notation(
         failures,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn digest(b: u8) -> VerifiedDigest {
+        VerifiedDigest::new([b; 32], 10, "targets".into())
+    }
+
+    fn notation(b: u8) -> NotationVerified {
+        NotationVerified {
+            digest: VerifiedDigest::new([b; 32], 10, "notation".into()),
+            descriptor: Descriptor {
+                media_type: "m".into(),
+                digest: format!("sha256:{}", hex::encode([b; 32])),
+                size: 10,
+                annotations: None,
+            },
+            signer: "CN=x".into(),
+            signature: "sha256:s".into(),
+            discovery: Discovery::TagSchema,
+            logged: vec![],
+        }
+    }
+
+    fn failed() -> Error {
+        Error::Unverified("bad".into())
+    }
+
+    use KindResult::{Absent, Failed, Verified};
+    use SignaturePolicy::*;
+
+    #[test]
+    fn the_default_needs_every_kind_the_repository_has_and_at_least_one() {
+        let (d, kinds, _) = decide(None, Verified(digest(1)), Absent("none".into())).unwrap();
+        assert_eq!((d.digest(), kinds.len()), (digest(1).digest(), 1));
+        let (_, kinds, _) = decide(None, Verified(digest(1)), Verified(notation(1))).unwrap();
+        assert_eq!(kinds.len(), 2);
+        assert!(decide(None, Verified(digest(1)), Failed(failed())).is_err());
+        assert!(decide(None, Failed(failed()), Verified(notation(1))).is_err());
+        assert!(decide(None, Absent("a".into()), Absent("b".into())).is_err());
+        // Both kinds present but for different digests: the tag moved after one was signed.
+        assert!(decide(None, Verified(digest(1)), Verified(notation(2))).is_err());
+    }
+
+    #[test]
+    fn each_explicit_policy_needs_its_kinds() {
+        assert!(decide(Some(Dct), Absent("a".into()), Verified(notation(1))).is_err());
+        assert!(decide(Some(Notation), Verified(digest(1)), Absent("b".into())).is_err());
+        let (d, _, _) = decide(Some(Either), Failed(failed()), Verified(notation(2))).unwrap();
+        assert_eq!(d.digest(), notation(2).digest.digest());
+        assert!(decide(Some(Either), Failed(failed()), Failed(failed())).is_err());
+        assert!(decide(Some(Both), Verified(digest(1)), Absent("b".into())).is_err());
+        assert!(decide(Some(Both), Verified(digest(1)), Verified(notation(2))).is_err());
+        let (_, kinds, _) = decide(Some(Both), Verified(digest(1)), Verified(notation(1))).unwrap();
+        assert_eq!(kinds.len(), 2);
+    }
+
+    #[test]
+    fn the_settings_policy_is_the_exact_repository_else_the_longest_prefix() {
+        let map: BTreeMap<String, SignaturePolicy> = serde_json::from_str(
+            r#"{"r.io/*":"either","r.io/team/*":"both","r.io/team/app":"notation"}"#,
+        )
+        .unwrap();
+        assert_eq!(policy_for(&map, "r.io/team/app"), Some(Notation));
+        assert_eq!(policy_for(&map, "r.io/team/x"), Some(Both));
+        assert_eq!(policy_for(&map, "r.io/y"), Some(Either));
+        assert_eq!(policy_for(&map, "other.io/y"), None);
+    }
+}

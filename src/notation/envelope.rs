@@ -138,11 +138,9 @@ pub struct ProtectedHeader {
     pub extended: BTreeMap<String, serde_json::Value>,
 }
 
-/// The protected header names this implementation knows; anything else is "extended".
-const KNOWN_PROTECTED: &[&str] = &[
-    "alg",
-    "cty",
-    "crit",
+/// The Notary Project's own protected header names; anything else but `alg`, `cty` and `crit`
+/// is "extended".
+pub const NOTARY_PROTECTED: &[&str] = &[
     header::SIGNING_SCHEME,
     header::SIGNING_TIME,
     header::AUTHENTIC_SIGNING_TIME,
@@ -275,7 +273,10 @@ impl ProtectedHeader {
         };
         let extended = map
             .iter()
-            .filter(|(k, _)| !KNOWN_PROTECTED.contains(&k.as_str()))
+            .filter(|(k, _)| {
+                !["alg", "cty", "crit"].contains(&k.as_str())
+                    && !NOTARY_PROTECTED.contains(&k.as_str())
+            })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         Ok(Self {

@@ -305,14 +305,6 @@ fn check_headers(env: &Envelope) -> Result<(), String> {
         }
     }
     // Every critical header must be present and understood.
-    let understood = [
-        header::SIGNING_SCHEME,
-        header::SIGNING_TIME,
-        header::AUTHENTIC_SIGNING_TIME,
-        header::EXPIRY,
-        header::VERIFICATION_PLUGIN,
-        header::VERIFICATION_PLUGIN_MIN_VERSION,
-    ];
     for c in &h.crit {
         if [
             "alg", "cty", "crit", "x5c", "kid", "typ", "jku", "jwk", "x5u", "x5t",
@@ -321,7 +313,7 @@ fn check_headers(env: &Envelope) -> Result<(), String> {
         {
             return Err(format!("crit lists the registered JWS header {c:?}"));
         }
-        if !understood.contains(&c.as_str()) {
+        if !envelope::NOTARY_PROTECTED.contains(&c.as_str()) {
             return Err(format!(
                 "critical header {c:?} is not understood, so the signature cannot be accepted"
             ));

@@ -2,7 +2,6 @@
 //! whose CN is the GUN (`trustpinning/certs.go`), and so does notary-server on upload. This
 //! module checks those rules and makes certificates the way notary does.
 
-use der::Encode;
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 use x509_cert::Certificate;
@@ -156,19 +155,10 @@ fn unix(d: std::time::Duration) -> OffsetDateTime {
 }
 
 /// Whether `cert` was issued and signed by `issuer`, and `issuer` is a CA valid at `now`.
-/// Supports the signature algorithms root CAs use: ECDSA P-256/P-384 with SHA-256/384 and
-/// RSA PKCS#1 v1.5 with SHA-256/384/512.
+/// The name and signature check is the Notary Project chain's (ECDSA P-256/P-384 and RSA
+/// PKCS#1 v1.5 with SHA-256/384/512, no SHA-1).
 pub fn issued_by(cert: &Certificate, issuer: &Certificate, now: OffsetDateTime) -> bool {
     if !is_ca(issuer) {
-        return false;
-    }
-    let (Ok(issuer_name), Ok(subject)) = (
-        cert.tbs_certificate().issuer().to_der(),
-        issuer.tbs_certificate().subject().to_der(),
-    ) else {
-        return false;
-    };
-    if issuer_name != subject {
         return false;
     }
     let validity = issuer.tbs_certificate().validity();
@@ -177,57 +167,7 @@ pub fn issued_by(cert: &Certificate, issuer: &Certificate, now: OffsetDateTime) 
     {
         return false;
     }
-    let (Ok(tbs), Ok(spki)) = (
-        cert.tbs_certificate().to_der(),
-        issuer.tbs_certificate().subject_public_key_info().to_der(),
-    ) else {
-        return false;
-    };
-    let sig = cert.signature().raw_bytes();
-    verify_signature(
-        &cert.signature_algorithm().oid.to_string(),
-        &spki,
-        &tbs,
-        sig,
-    )
-}
-
-fn verify_signature(alg: &str, spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
-    use p256::ecdsa::signature::Verifier;
-    use spki::DecodePublicKey;
-    match alg {
-        // ecdsa-with-SHA256: P-256 keys
-        "1.2.840.10045.4.3.2" => p256::ecdsa::VerifyingKey::from_public_key_der(spki)
-            .ok()
-            .zip(p256::ecdsa::DerSignature::from_bytes(sig).ok())
-            .is_some_and(|(k, s)| k.verify(msg, &s).is_ok()),
-        // ecdsa-with-SHA384: P-384 keys
-        "1.2.840.10045.4.3.3" => p384::ecdsa::VerifyingKey::from_public_key_der(spki)
-            .ok()
-            .zip(p384::ecdsa::DerSignature::from_bytes(sig).ok())
-            .is_some_and(|(k, s)| k.verify(msg, &s).is_ok()),
-        // sha{256,384,512}WithRSAEncryption
-        "1.2.840.113549.1.1.11" | "1.2.840.113549.1.1.12" | "1.2.840.113549.1.1.13" => {
-            let Ok(key) = rsa::RsaPublicKey::from_public_key_der(spki) else {
-                return false;
-            };
-            let Ok(s) = rsa::pkcs1v15::Signature::try_from(sig) else {
-                return false;
-            };
-            match alg {
-                "1.2.840.113549.1.1.11" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha256>::new(key)
-                    .verify(msg, &s)
-                    .is_ok(),
-                "1.2.840.113549.1.1.12" => rsa::pkcs1v15::VerifyingKey::<sha2::Sha384>::new(key)
-                    .verify(msg, &s)
-                    .is_ok(),
-                _ => rsa::pkcs1v15::VerifyingKey::<sha2::Sha512>::new(key)
-                    .verify(msg, &s)
-                    .is_ok(),
-            }
-        }
-        _ => false,
-    }
+    crate::notation::chain::issued_by(cert, issuer)
 }
 
 /// Whether the leaf of `key` chains to one of `cas`, directly or through the intermediates that

@@ -99,6 +99,25 @@ fn put_manifest(env: &TestEnv, repo: &str, reference: &str, media_type: &str, by
     assert_eq!(status, 201, "manifest PUT {repo}:{reference}");
 }
 
+/// Writes a tag-schema referrers index for `subject` that lists one signature manifest.
+fn put_referrers_index(env: &TestEnv, repo: &str, subject: &str, signature: &str, size: usize) {
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                       "digest": signature, "size": size,
+                       "artifactType": "application/vnd.cncf.notary.signature"}],
+    });
+    let tag = format!("sha256-{}", subject.trim_start_matches("sha256:"));
+    put_manifest(
+        env,
+        repo,
+        &tag,
+        "application/vnd.oci.image.index.v1+json",
+        &serde_json::to_vec(&index).unwrap(),
+    );
+}
+
 struct Pushed {
     /// `host/repo`
     name: String,
@@ -261,21 +280,7 @@ fn an_index_listing_the_signature_of_another_subject_is_refused() {
     );
     // A hostile index for the new digest, listing the genuine signature of the old one.
     let sig = layout_blob("e2e-valid-signature", &p.signature_manifest);
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": p.signature_manifest, "size": sig.len(),
-                       "artifactType": "application/vnd.cncf.notary.signature"}],
-    });
-    let tag = format!("sha256-{}", sha(&moved).trim_start_matches("sha256:"));
-    put_manifest(
-        &setup,
-        repo,
-        &tag,
-        "application/vnd.oci.image.index.v1+json",
-        &serde_json::to_vec(&index).unwrap(),
-    );
+    put_referrers_index(&setup, repo, &sha(&moved), &p.signature_manifest, sig.len());
     let env = notation_env(&p.name, "localkeys/e2e.crt");
     let out = verify_notation(&env, &format!("{}:v1", p.name));
     assert!(!out.status.success());
@@ -309,21 +314,7 @@ fn an_oversized_envelope_is_refused_before_it_is_downloaded() {
         "application/vnd.oci.image.manifest.v1+json",
         &bytes,
     );
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
-                       "digest": digest, "size": bytes.len(),
-                       "artifactType": "application/vnd.cncf.notary.signature"}],
-    });
-    let tag = format!("sha256-{}", p.subject.trim_start_matches("sha256:"));
-    put_manifest(
-        &setup,
-        repo,
-        &tag,
-        "application/vnd.oci.image.index.v1+json",
-        &serde_json::to_vec(&index).unwrap(),
-    );
+    put_referrers_index(&setup, repo, &p.subject, &digest, bytes.len());
     let env = notation_env(&p.name, "localkeys/e2e.crt");
     let out = verify_notation(&env, &format!("{}:v1", p.name));
     assert!(!out.status.success());
@@ -645,4 +636,51 @@ fn the_emulators_referrers_api_filters_pages_and_needs_the_registrys_credentials
     assert_eq!(second.status, 200, "{}", second.body);
     assert_eq!(second.json()["manifests"].as_array().unwrap().len(), 1);
     assert!(second.header("link").is_none());
+}
+
+#[test]
+fn pull_prints_the_kinds_that_verified_and_refuses_what_the_policy_lacks() {
+    let mut env = trust_env();
+    let config = env.home.join("notation");
+    env.set("NOTATION_CONFIG", config.display().to_string());
+    let repo = unique_repo(&stack().registry, "policy-pull");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "signed with DCT only");
+    assert_success(
+        &run(env.plugin().args(["push", &reference])),
+        "trustacr push",
+    );
+    assert_success(&run(env.docker().args(["rmi", &reference])), "docker rmi");
+
+    // DCT only: notation is required, so nothing is pulled.
+    let out = run(env
+        .plugin()
+        .args(["pull", "--policy", "notation", &reference]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("no Notary Project signature"),
+        "{}",
+        stderr(&out)
+    );
+    let inspect = run(env.docker().args(["image", "inspect", &reference]));
+    assert!(!inspect.status.success(), "the unverified image was pulled");
+
+    // Either kind: DCT verifies, and pull says which kind did.
+    let out = run(env
+        .plugin()
+        .args(["pull", "--policy", "either", &reference]));
+    assert_success(&out, "pull --policy either");
+    assert!(
+        stdout(&out).contains(&format!("Verified {reference}: Docker Content Trust")),
+        "{}",
+        stdout(&out)
+    );
+    // Both kinds: the Notary Project signature is missing.
+    let out = run(env.plugin().args(["pull", "--policy", "both", &reference]));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("policy both needs both kinds"),
+        "{}",
+        stderr(&out)
+    );
 }
