@@ -251,7 +251,8 @@ pub fn sign_role<T: serde::Serialize>(
     Ok(encode_signed(&canonical, &signatures))
 }
 
-fn expires(now: OffsetDateTime, lifetime: Duration) -> Expires {
+/// `now + lifetime`, as metadata expiry.
+pub(crate) fn expires(now: OffsetDateTime, lifetime: Duration) -> Expires {
     // Whole seconds keep the Go spelling short; the value itself does not matter.
     Expires(
         (now + lifetime)

@@ -7,6 +7,7 @@ pub mod cjson;
 pub mod editor;
 pub mod keys;
 pub mod metadata;
+pub mod rotation;
 pub mod trusted;
 pub mod verify;
 pub mod x509;

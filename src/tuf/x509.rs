@@ -150,6 +150,16 @@ pub fn check_root_key(
     Ok(())
 }
 
+/// When `cert` stops being valid.
+pub fn not_after(cert: &Certificate) -> OffsetDateTime {
+    unix(
+        cert.tbs_certificate()
+            .validity()
+            .not_after
+            .to_unix_duration(),
+    )
+}
+
 fn unix(d: std::time::Duration) -> OffsetDateTime {
     OffsetDateTime::from_unix_timestamp(d.as_secs() as i64).unwrap_or(OffsetDateTime::UNIX_EPOCH)
 }

@@ -589,3 +589,160 @@ fn snapshot_floor_advances_even_when_targets_is_refused() {
         "targets did not verify"
     );
 }
+
+/// The current root of `w`, as a reader trusts it.
+fn trusted_root_of(w: &World) -> verify::TrustedRoot {
+    verify::trust_first_root(GUN, &w.root_bytes, now(), &RootTrust::Tofu).unwrap()
+}
+
+// See: #9 item 5 (a rotation never publishes a root that the old root's threshold did not sign)
+#[test]
+fn rotation_refuses_to_build_a_root_without_the_old_root_threshold() {
+    use docker_trustacr::tuf::rotation::{self, Current, Lifetimes, RootSigner, RotationError};
+    let w = World::new(1);
+    // A root whose root role needs two of two certificates.
+    let (second, second_cert) = new_root_key();
+    let mut root: docker_trustacr::tuf::metadata::Root = serde_json::from_value(
+        serde_json::from_slice::<serde_json::Value>(&w.root_bytes).unwrap()["signed"].clone(),
+    )
+    .unwrap();
+    root.keys.insert(second_cert.id(), second_cert.clone());
+    let role = root.roles.get_mut("root").unwrap();
+    role.keyids.push(second_cert.id());
+    role.threshold = 2;
+    let bytes = docker_trustacr::notary::publish::sign_role(
+        "root",
+        &root,
+        &[
+            (&w.root_cert.id(), &w.root_key),
+            (&second_cert.id(), &second),
+        ],
+    )
+    .unwrap();
+    let trusted = verify::trust_first_root(GUN, &bytes, now(), &RootTrust::Tofu).unwrap();
+    let new_key = SigningKey::generate_ed25519().unwrap();
+    let current = |signers| Current {
+        gun: GUN,
+        root: &trusted,
+        signers,
+        trust: &RootTrust::Tofu,
+        now: now(),
+        lifetimes: Lifetimes::default(),
+    };
+
+    // One root key of two: refused before anything is signed.
+    let one = [RootSigner {
+        keyid: w.root_cert.id(),
+        key: &w.root_key,
+    }];
+    let err = rotation::rotate_targets(&current(&one), None, &new_key).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RotationError::RootThreshold {
+                threshold: 2,
+                have: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+
+    // Two "root keys", one of them not the key its ID names: the reader's own check refuses
+    // the result, so it is never returned for upload.
+    let impostor = SigningKey::generate_p256().unwrap();
+    let forged = [
+        RootSigner {
+            keyid: w.root_cert.id(),
+            key: &w.root_key,
+        },
+        RootSigner {
+            keyid: second_cert.id(),
+            key: &impostor,
+        },
+    ];
+    for err in [
+        rotation::rotate_targets(&current(&forged), None, &new_key).unwrap_err(),
+        rotation::rotate_root(&current(&forged), &SigningKey::generate_p256().unwrap())
+            .unwrap_err(),
+    ] {
+        assert!(matches!(err, RotationError::NotFollowable { .. }), "{err}");
+    }
+}
+
+// See: #9 item 5 (the rotated root is signed by the old and the new root key)
+#[test]
+fn rotated_root_and_targets_are_followed_by_a_reader_of_the_old_root() {
+    use docker_trustacr::tuf::rotation::{self, Current, Lifetimes, RootSigner};
+    let w = World::new(1);
+    let trusted = trusted_root_of(&w);
+    let signers = [RootSigner {
+        keyid: w.root_cert.id(),
+        key: &w.root_key,
+    }];
+    let cur = Current {
+        gun: GUN,
+        root: &trusted,
+        signers: &signers,
+        trust: &RootTrust::Tofu,
+        now: now(),
+        lifetimes: Lifetimes::default(),
+    };
+
+    let new_root_key = SigningKey::generate_p256().unwrap();
+    let r = rotation::rotate_root(&cur, &new_root_key).unwrap();
+    let next = verify::rotate_root(&trusted, GUN, r.root(), now(), Some(&RootTrust::Tofu)).unwrap();
+    assert_eq!(next.root.version, 2);
+    assert_eq!(
+        next.root.roles["root"].keyids,
+        vec![r.new_keyid().to_string()]
+    );
+    // The old certificate stays in keys, as notary keeps it.
+    assert!(next.root.keys.contains_key(&w.root_cert.id()));
+    // A root signed by the new key alone would not be followed: the old key's signature is
+    // what carries a reader of version 1 over.
+    let file = docker_trustacr::tuf::metadata::SignedFile::parse("root", r.root()).unwrap();
+    let ids: Vec<&str> = file.signatures.iter().map(|s| s.keyid.as_str()).collect();
+    assert!(ids.contains(&w.root_cert.id().as_str()) && ids.contains(&r.new_keyid()));
+
+    // Targets: every target kept, version + 1, signed by the new key the new root lists.
+    let targets = docker_trustacr::tuf::metadata::Targets {
+        typ: role_type::TARGETS.into(),
+        delegations: Default::default(),
+        expires: exp(Duration::days(30)),
+        targets: BTreeMap::from([
+            ("v1".to_string(), target(b"one")),
+            ("v2".into(), target(b"two")),
+        ]),
+        version: 7,
+    };
+    let new_targets_key = SigningKey::generate_ed25519().unwrap();
+    let r = rotation::rotate_targets(&cur, Some(&targets), &new_targets_key).unwrap();
+    let next = verify::rotate_root(&trusted, GUN, r.root(), now(), Some(&RootTrust::Tofu)).unwrap();
+    assert_eq!(
+        next.root.roles["targets"].keyids,
+        vec![new_targets_key.public().id()]
+    );
+    assert!(
+        !next.root.keys.contains_key(&w.targets_key.public().id()),
+        "the old targets key leaves keys"
+    );
+    let (_, bytes) = &r.files()[1];
+    let file = docker_trustacr::tuf::metadata::SignedFile::parse("targets", bytes).unwrap();
+    let authorised = next.root.roles["targets"]
+        .keyids
+        .iter()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(
+        verify::count_valid_signatures("targets", &file, &next.root.keys, &authorised).unwrap(),
+        1
+    );
+    let signed: docker_trustacr::tuf::metadata::Targets = file.into_typed("targets").unwrap();
+    assert_eq!(signed.version, 8);
+    assert_eq!(signed.targets, targets.targets);
+    assert!(
+        signed.expires.0 > now() + Duration::days(365),
+        "the expiry is renewed"
+    );
+}
