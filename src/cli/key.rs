@@ -57,6 +57,14 @@ enum KeyCommand {
     /// DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE (or NOTARY_DELEGATION_PASSPHRASE), else a
     /// prompt on the terminal.
     Load(LoadArgs),
+    /// Replace a repository's targets, root or snapshot key.
+    ///
+    /// targets: a new key in the keyring, the root re-signed listing it and every tag
+    /// re-signed; the old key is removed from the keyring once the server accepted. root: a new
+    /// root key and certificate, the new root signed by the old and the new root key so every
+    /// client follows; the old root key stays (other repositories may use it). snapshot: the
+    /// server makes and keeps the new key. Needs the repository's root key.
+    Rotate(super::rotate::RotateArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -145,6 +153,7 @@ impl KeyArgs {
             KeyCommand::Export(a) => a.run(ctx).await,
             KeyCommand::Generate(a) => a.run(),
             KeyCommand::Load(a) => a.run(),
+            KeyCommand::Rotate(a) => a.run(ctx).await,
         }
     }
 }

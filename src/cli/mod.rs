@@ -13,6 +13,7 @@ mod pull;
 mod push;
 mod registry;
 mod revoke;
+mod rotate;
 mod sign;
 mod signer;
 mod trust;
@@ -172,6 +173,9 @@ pub enum Error {
     /// A signer key could not be generated, loaded or read.
     #[error(transparent)]
     SignerKey(#[from] crate::keystore::signer::SignerKeyError),
+    /// A key rotation failed.
+    #[error(transparent)]
+    Rotate(Box<crate::notary::rotate::RotateError>),
     /// The tag has no valid signature.
     #[error("No valid trust data for {tag} in {gun}{}", skipped_note(skipped))]
     NotSigned {

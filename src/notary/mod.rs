@@ -4,6 +4,7 @@
 pub mod cache;
 pub mod client;
 pub mod publish;
+pub mod rotate;
 pub mod upload;
 
 use crate::registry::endpoint::Endpoint;

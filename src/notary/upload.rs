@@ -134,7 +134,16 @@ fn multipart(files: &[(String, Vec<u8>)]) -> (String, Vec<u8>) {
 /// POSTs `update` to `server`. An `Err` is a transport failure: the upload may or may not have
 /// reached the server.
 pub async fn upload(server: &NotaryServer, update: &SignedUpdate) -> Result<Outcome, HttpError> {
-    let (content_type, body) = multipart(update.files());
+    upload_files(server, update.files()).await
+}
+
+/// POSTs signed `(role, bytes)` files in one request (a [`SignedUpdate`]'s, or a key
+/// rotation's). An `Err` is a transport failure, as for [`upload`].
+pub async fn upload_files(
+    server: &NotaryServer,
+    files: &[(String, Vec<u8>)],
+) -> Result<Outcome, HttpError> {
+    let (content_type, body) = multipart(files);
     let url = server.url("");
     let resp = server
         .client
@@ -180,6 +189,14 @@ async fn server_key(server: &NotaryServer, role: &'static str) -> Result<PublicK
         .client
         .send(&server.push_scope(), |http| http.get(&url))
         .await?;
+    key_answer(resp, role).await
+}
+
+/// Reads a server key document, or the server's refusal.
+async fn key_answer(
+    resp: reqwest::Response,
+    role: &'static str,
+) -> Result<PublicKey, KeyFetchError> {
     if !resp.status().is_success() {
         return Err(KeyFetchError::Refused {
             role,
@@ -196,6 +213,19 @@ async fn server_key(server: &NotaryServer, role: &'static str) -> Result<PublicK
             e.column()
         ),
     })
+}
+
+/// Asks the server for a new `role` key (`snapshot`), which it holds as pending until a root
+/// that lists it is uploaded (`notary key rotate GUN snapshot -r`).
+pub async fn rotate_server_key(
+    server: &NotaryServer,
+    role: &'static str,
+) -> Result<PublicKey, KeyFetchError> {
+    let url = server.url(&format!("{role}.key"));
+    // notary-server asks for the `*` action on the repository to rotate a server key.
+    let scope = format!("repository:{}:*", server.gun);
+    let resp = server.client.send(&scope, |http| http.post(&url)).await?;
+    key_answer(resp, role).await
 }
 
 /// The timestamp and snapshot keys the server holds for the repository (it creates them on the

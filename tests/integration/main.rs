@@ -24,6 +24,7 @@ mod plugin_protocol;
 mod publish;
 mod push_pull;
 mod signers;
+mod rotate;
 mod stack;
 mod tamper;
 mod trust;
