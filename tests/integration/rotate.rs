@@ -477,3 +477,69 @@ fn signer_publishing_during_a_rotation_makes_it_a_clear_conflict_with_the_old_ke
     all.push(("v2".into(), d2));
     Observers::caching(&repo, &all);
 }
+
+/// `env` with a keyring namespace of its own, and nothing in it.
+fn empty_keyring_like(env: &TestEnv) -> TestEnv {
+    let mut other = keyed_env();
+    other.config = env.config.clone();
+    other
+}
+
+#[test]
+fn lost_root_key_is_explained_and_a_lost_targets_key_is_recovered_with_the_root_key() {
+    let env = keyed_env();
+    let (repo, tags) = signed_repo(&env, "rot-lost", &["v1"]);
+
+    // No root key here at all: what it means and the way out, and nothing changes.
+    let stranger = empty_keyring_like(&env);
+    let out = rotate(&stranger, &repo, "targets");
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    for part in [
+        "its root key (ID",
+        "is not in this keyring. Nothing was changed",
+        "docker trustacr key import PATH",
+        "support request asking to delete the repository's trust data",
+        "notary delete GUN --remote",
+    ] {
+        assert!(err.contains(part), "{part:?} missing from:\n{err}");
+    }
+    assert!(all_key_ids(&stranger).is_empty());
+
+    // Only the root key survived (restored from a backup): rotating targets recovers signing.
+    let backup = env.home.join("root-backup.key");
+    assert_success(
+        &run(env
+            .plugin()
+            .args(["key", "export", "--role", "root", "-o"])
+            .arg(&backup)),
+        "key export --role root",
+    );
+    let owner = empty_keyring_like(&env);
+    assert_success(
+        &run(owner.plugin().args(["key", "import"]).arg(&backup)),
+        "key import of the root backup",
+    );
+    let out = rotate(&owner, &repo, "targets");
+    assert_success(&out, "key rotate targets with only the root key");
+    assert!(
+        stdout(&out).contains("The old targets key was not in this keyring."),
+        "{}",
+        stdout(&out)
+    );
+    let (d2, _) = docker_push(&owner, &format!("{repo}:v2"), "after recovery");
+    assert_success(
+        &run(owner.plugin().args(["sign", &format!("{repo}:v2")])),
+        "sign with the recovered targets key",
+    );
+    let mut all = tags.clone();
+    all.push(("v2".into(), d2));
+    Observers::caching(&repo, &all);
+    // The old targets key no longer signs anything the repository accepts.
+    let (_, _) = docker_push(&env, &format!("{repo}:v3"), "old key");
+    assert!(
+        !run(env.plugin().args(["sign", &format!("{repo}:v3")]))
+            .status
+            .success()
+    );
+}

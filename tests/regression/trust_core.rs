@@ -9,6 +9,9 @@
 //! - audit P1-M4:
 //!   `notary_cli_delegation_signs_and_the_role_and_hash_verify_across_a_root_rotation`
 //!   (trust.rs)
+//! - #9 item 5 on the wire (rotate.rs): `refused_or_unanswered_rotation_upload_keeps_the_old_key_and_trust_data`,
+//!   `signer_publishing_during_a_rotation_makes_it_a_clear_conflict_with_the_old_key_kept`,
+//!   `root_rotation_is_followed_by_notary_docker_and_this_tool_holding_the_old_root`
 //!
 //! Elsewhere in the library tests: audit P1-M2 warm cache
 //! (`honest_repository_verifies_and_warm_update_uses_the_cache`, attacks.rs), P1-M3
