@@ -616,10 +616,58 @@ async fn trust_checks(ctx: &Context, image: &ImageRef, checks: &mut Vec<Check>) 
             format!("root, targets and delegations valid for more than {EXPIRY_WARNING_DAYS} days"),
         )
     });
-    checks.push(not_checked(
-        "notation",
-        "whether the signed tags also have Notary Project signatures (the referrers discovery is not in this build)",
-    ));
+    checks.push(notation_check(&t, &repo).await);
+}
+
+/// Signed tags checked for Notary Project signatures at most.
+const MAX_NOTATION_TAGS: usize = 50;
+
+/// Whether the DCT-signed tags also have Notary Project signature manifests (found, not
+/// verified: `verify --notation` verifies), which must exist before DCT is disabled.
+async fn notation_check(t: &TrustRepo, repo: &crate::tuf::trusted::Repo) -> Check {
+    let tags = match repo.resolve_all() {
+        Ok(tags) => tags,
+        Err(e) => return not_checked("notation", e.to_string()),
+    };
+    let (client, base) = match t.registry_client().await {
+        Ok(c) => c,
+        Err(e) => return not_checked("notation", e.to_string()),
+    };
+    let mut missing = Vec::new();
+    for (tag, digest) in tags.iter().take(MAX_NOTATION_TAGS) {
+        match crate::registry::referrers::list_signatures(
+            &client,
+            &base,
+            &t.image.repository,
+            &digest.digest(),
+        )
+        .await
+        {
+            Ok((found, _)) if found.is_empty() => missing.push(tag.clone()),
+            Ok(_) => {}
+            Err(e) => return not_checked("notation", e.to_string()),
+        }
+    }
+    let checked = tags.len().min(MAX_NOTATION_TAGS);
+    if missing.is_empty() {
+        ok(
+            "notation",
+            format!("all {checked} signed tags checked have Notary Project signatures"),
+        )
+    } else {
+        warn(
+            "notation",
+            format!(
+                "{} of {checked} signed tags have no Notary Project signature: {}",
+                missing.len(),
+                missing.join(", ")
+            ),
+            format!(
+                "co-sign them before DCT goes away: docker trustacr migrate {}/{}",
+                t.image.registry, t.image.repository
+            ),
+        )
+    }
 }
 
 fn retirement() -> Check {

@@ -211,6 +211,15 @@ fn doctor_on_a_healthy_setup_exits_0_and_names_the_identity_from_its_claims() {
     assert!(!all.contains("eyJ"), "a token was printed: {all}");
     assert_eq!(check(&report, "actions")["status"], "ok");
     assert_eq!(check(&report, "keys")["status"], "ok");
+    let notation = check(&report, "notation");
+    assert_eq!(notation["status"], "warn", "{notation}");
+    assert!(
+        notation["detail"]
+            .as_str()
+            .unwrap()
+            .contains("1 of 1 signed tags have no Notary Project signature: v1"),
+        "{notation}"
+    );
     assert!(
         check(&report, "retirement")["detail"]
             .as_str()
