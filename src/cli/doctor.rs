@@ -581,39 +581,41 @@ async fn trust_checks(ctx: &Context, image: &ImageRef, checks: &mut Vec<Check>) 
         Err(e) => fail("keys", e.to_string(), "run again"),
     });
 
-    // Expiry of root, targets and delegations (timestamp and snapshot are renewed by the
-    // server).
+    // Expiry of root, its certificates, targets and delegations (timestamp and snapshot are
+    // renewed by the server).
     let now = OffsetDateTime::now_utc();
-    let mut soon = Vec::new();
-    let mut expired = Vec::new();
-    let mut each = |name: &str, at: OffsetDateTime| {
-        let days = (at - now).whole_days();
-        if at <= now {
-            expired.push(format!("{name} ({})", at.date()));
-        } else if days < EXPIRY_WARNING_DAYS {
-            soon.push(format!("{name} in {days} days ({})", at.date()));
-        }
+    let (expired, soon): (Vec<_>, Vec<_>) = repo
+        .expiring(now, time::Duration::days(EXPIRY_WARNING_DAYS))
+        .into_iter()
+        .partition(|e| e.at <= now);
+    let describe = |list: &[crate::tuf::trusted::Expiry], with_days: bool| {
+        list.iter()
+            .map(|e| match with_days {
+                true => format!(
+                    "{} in {} days ({})",
+                    e.what,
+                    (e.at - now).whole_days(),
+                    e.at.date()
+                ),
+                false => format!("{} ({})", e.what, e.at.date()),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
     };
-    each("root", repo.root.root.expires.0);
-    for r in &repo.roles {
-        each(&r.name, r.targets.expires.0);
-    }
+    let fix = format!(
+        "sign again with docker trustacr sign to renew targets and delegations; for root, docker trustacr key rotate {} root",
+        repo.gun
+    );
     checks.push(if !expired.is_empty() {
-        fail(
-            "expiry",
-            format!("expired: {}", expired.join(", ")),
-            "sign again with docker trustacr sign to renew targets; root needs the root key",
-        )
+        fail("expiry", format!("expired: {}", describe(&expired, false)), fix)
     } else if !soon.is_empty() {
-        warn(
-            "expiry",
-            format!("expiring: {}", soon.join(", ")),
-            "sign again with docker trustacr sign before then",
-        )
+        warn("expiry", format!("expiring: {}", describe(&soon, true)), fix)
     } else {
         ok(
             "expiry",
-            format!("root, targets and delegations valid for more than {EXPIRY_WARNING_DAYS} days"),
+            format!(
+                "root, its certificates, targets and delegations valid for more than {EXPIRY_WARNING_DAYS} days"
+            ),
         )
     });
     checks.push(notation_check(&t, &repo).await);

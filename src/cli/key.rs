@@ -280,6 +280,21 @@ struct Listing {
     /// the server's).
     #[serde(skip_serializing_if = "Option::is_none")]
     roles_without_key: Option<Vec<String>>,
+    /// With REPO: what expires within [`EXPIRY_WARNING_DAYS`] (or has expired), soonest first.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    expiring: Option<Vec<Expiring>>,
+}
+
+/// Roles and root certificates this close to their end date are named by `key list REPO`.
+const EXPIRY_WARNING_DAYS: i64 = 30;
+
+#[derive(Debug, serde::Serialize)]
+struct Expiring {
+    what: String,
+    /// RFC 3339.
+    expires: String,
+    /// Whole days left; negative once expired.
+    days_left: i64,
 }
 
 /// Every role of `repo` with the (canonical) key IDs that may sign it.
@@ -330,6 +345,7 @@ impl ListArgs {
             None => None,
         };
         let roles = repo.as_ref().map(role_keys);
+        let now = time::OffsetDateTime::now_utc();
         let mut listing = Listing {
             keys: held
                 .iter()
@@ -355,6 +371,19 @@ impl ListArgs {
                 .collect(),
             repository: repo.as_ref().map(|r| r.gun.clone()),
             roles_without_key: None,
+            expiring: repo.as_ref().map(|r| {
+                r.expiring(now, time::Duration::days(EXPIRY_WARNING_DAYS))
+                    .into_iter()
+                    .map(|e| Expiring {
+                        what: e.what,
+                        expires: e
+                            .at
+                            .format(&time::format_description::well_known::Rfc3339)
+                            .unwrap_or_default(),
+                        days_left: (e.at - now).whole_days(),
+                    })
+                    .collect()
+            }),
         };
         if let Some(roles) = &roles {
             listing.roles_without_key = Some(
@@ -375,6 +404,22 @@ impl ListArgs {
                 serde_json::to_string_pretty(&listing).unwrap_or_default()
             ),
             Format::Text => print_listing(&listing),
+        }
+        // On stderr, so scripts reading the listing still get only the listing.
+        let gun = listing.repository.as_deref().unwrap_or("REPO");
+        for e in listing.expiring.iter().flatten() {
+            let hint = if e.what.starts_with("root") {
+                format!("`docker trustacr key rotate {gun} root` renews it")
+            } else {
+                format!("`docker trustacr sign` of any tag in {} renews it", e.what)
+            };
+            match e.days_left {
+                d if d < 0 => eprintln!("Warning: {} expired on {}; {hint}", e.what, e.expires),
+                d => eprintln!(
+                    "Warning: {} expires in {d} days ({}); {hint}",
+                    e.what, e.expires
+                ),
+            }
         }
         Ok(())
     }

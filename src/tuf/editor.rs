@@ -128,6 +128,17 @@ pub enum EditError {
         /// Where the key was looked for.
         entry: String,
     },
+    /// The targets key is missing but the repository's root key is here: the owner lost the
+    /// targets key, which a rotation replaces.
+    #[error(
+        "cannot sign {gun}: its targets key ({keyids:?}) is not in this keyring, but the repository's root key is. If the targets key is lost, `docker trustacr key rotate {gun} targets` makes a new one and re-signs every tag (restore it with `docker trustacr key import` instead if you have a backup). Nothing was published"
+    )]
+    TargetsKeyLost {
+        /// GUN.
+        gun: String,
+        /// Key IDs the targets role accepts.
+        keyids: Vec<String>,
+    },
     /// A delegation we cannot sign would still decide what docker resolves.
     #[error(
         "cannot change {tag} in {gun}: targets/releases also signs it ({digest}), and docker resolves targets/releases first. Revoke it with the key holder's `docker trust revoke`, or use a tag that releases does not sign"
@@ -397,6 +408,8 @@ impl UnsignedUpdate {
             changes,
         } = self;
         let targets_name = KeyName::Targets { gun: gun.clone() };
+        // The root key IDs (as the keyring names keys), to tell a lost targets key apart.
+        let mut root_ids: Vec<String> = Vec::new();
         let (mut targets, server_keys, targets_allowed) = match base {
             Base::Existing { root, targets } => {
                 let allowed = root
@@ -404,6 +417,13 @@ impl UnsignedUpdate {
                     .get(TARGETS)
                     .map(|r| r.keyids.clone())
                     .unwrap_or_default();
+                root_ids = root
+                    .roles
+                    .get("root")
+                    .into_iter()
+                    .flat_map(|r| r.keyids.iter())
+                    .filter_map(|id| root.keys.get(id)?.canonical_id().ok())
+                    .collect();
                 (targets, None, allowed)
             }
             Base::New(server_keys) => (empty_targets(now), Some(server_keys), Vec::new()),
@@ -428,10 +448,27 @@ impl UnsignedUpdate {
             found: BTreeMap::new(),
             missing: Vec::new(),
         };
+        let lost = |keys: &dyn KeySource| -> Result<Option<EditError>, EditError> {
+            if targets_key.is_some() || root_ids.is_empty() {
+                return Ok(None);
+            }
+            Ok(keys
+                .find(&KeyName::Root, &root_ids)?
+                .map(|_| EditError::TargetsKeyLost {
+                    gun: gun.clone(),
+                    keyids: targets_allowed.clone(),
+                }))
+        };
         let mut resolved: Vec<Change> = Vec::new();
         for c in changes.iter().filter(|c| !c.is_signer_change()) {
             let roles = if c.role() == TARGETS {
-                chooser.roles_for(c)?
+                match chooser.roles_for(c) {
+                    Ok(roles) => roles,
+                    Err(e @ EditError::NoSignableRole { .. }) => {
+                        return Err(lost(keys)?.unwrap_or(e));
+                    }
+                    Err(e) => return Err(e),
+                }
             } else {
                 chooser.explicit(c.role())?;
                 vec![c.role().to_string()]
@@ -465,6 +502,9 @@ impl UnsignedUpdate {
         let mut root_file = None;
         if targets_changed {
             let Some(targets_key) = targets_key else {
+                if let Some(e) = lost(keys)? {
+                    return Err(e);
+                }
                 return Err(EditError::NoSigningKey {
                     gun: gun.clone(),
                     role: TARGETS.into(),

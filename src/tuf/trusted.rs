@@ -95,6 +95,52 @@ pub struct Repo {
     pub skipped: Vec<(String, String)>,
 }
 
+/// One thing in a repository's trust data with an end date.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expiry {
+    /// `root`, `targets`, `targets/releases`, … or `root certificate <key ID>`.
+    pub what: String,
+    /// When it expires.
+    pub at: OffsetDateTime,
+}
+
+impl Repo {
+    /// What expires before `now + window`, soonest first (already expired included): root and
+    /// every verified targets role, and the root certificates. Timestamp and snapshot are left
+    /// out: the server renews them.
+    pub fn expiring(&self, now: OffsetDateTime, window: time::Duration) -> Vec<Expiry> {
+        let limit = now + window;
+        let root = &self.root.root;
+        let mut all = vec![Expiry {
+            what: "root".into(),
+            at: root.expires.0,
+        }];
+        all.extend(self.roles.iter().map(|r| Expiry {
+            what: r.name.clone(),
+            at: r.targets.expires.0,
+        }));
+        for id in root
+            .roles
+            .get("root")
+            .into_iter()
+            .flat_map(|r| r.keyids.iter())
+        {
+            let Some(Ok(certs)) = root.keys.get(id).map(|k| k.certificates()) else {
+                continue;
+            };
+            if let Some(leaf) = certs.first() {
+                all.push(Expiry {
+                    what: format!("root certificate {id}"),
+                    at: super::x509::not_after(leaf),
+                });
+            }
+        }
+        all.retain(|e| e.at < limit);
+        all.sort_by_key(|e| e.at);
+        all
+    }
+}
+
 /// The outcome of an update: the verified repository and the files to cache (role, bytes).
 #[derive(Debug)]
 pub struct Verified {

@@ -520,6 +520,19 @@ fn lost_root_key_is_explained_and_a_lost_targets_key_is_recovered_with_the_root_
         &run(owner.plugin().args(["key", "import"]).arg(&backup)),
         "key import of the root backup",
     );
+    // See: #9 item 5 (a lost targets key with the root at hand names the way out)
+    docker_push(
+        &owner,
+        &format!("{repo}:lost"),
+        "signed without a targets key",
+    );
+    let out = run(owner.plugin().args(["sign", &format!("{repo}:lost")]));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("docker trustacr key rotate {repo} targets")),
+        "sign without the targets key but with the root key must name the rotation:\n{}",
+        stderr(&out)
+    );
     let out = rotate(&owner, &repo, "targets");
     assert_success(&out, "key rotate targets with only the root key");
     assert!(
@@ -541,5 +554,60 @@ fn lost_root_key_is_explained_and_a_lost_targets_key_is_recovered_with_the_root_
         !run(env.plugin().args(["sign", &format!("{repo}:v3")]))
             .status
             .success()
+    );
+}
+
+// See: #9 item 5 (expiry: `key list REPO` warns 30 days ahead; `sign` renews targets)
+#[test]
+fn key_list_warns_of_roles_expiring_within_30_days_and_a_sign_renews_targets() {
+    let env = keyed_env();
+    let (repo, _) = signed_repo(&env, "rot-expiry", &["v1"]);
+    let expiring = |what: &str| {
+        let out = run(env
+            .plugin()
+            .args(["key", "list", &repo, "--format", "json"]));
+        assert_success(&out, &format!("key list REPO ({what})"));
+        let listing: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let names: Vec<String> = listing["expiring"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no expiring list ({what}): {listing}"))
+            .iter()
+            .map(|e| e["what"].as_str().unwrap().to_string())
+            .collect();
+        (names, stderr(&out))
+    };
+    let (names, _) = expiring("fresh repository");
+    assert!(names.is_empty(), "nothing expires soon yet: {names:?}");
+
+    // Metadata written with a 10-day lifetime (test-only variable of key rotate).
+    let out = run(env
+        .plugin()
+        .env("TRUSTACR_TEST_ROTATE_LIFETIME_DAYS", "10")
+        .args(["key", "rotate", &repo, "targets"]));
+    assert_success(&out, "key rotate targets with a 10-day lifetime");
+    let (names, warnings) = expiring("after the short rotation");
+    assert!(
+        names.iter().any(|n| n == "root") && names.iter().any(|n| n == "targets"),
+        "{names:?}"
+    );
+    assert!(
+        warnings.contains("Warning: targets expires in 9 days")
+            && warnings.contains(&format!("docker trustacr key rotate {repo} root")),
+        "{warnings}"
+    );
+
+    let (_, _) = docker_push(&env, &format!("{repo}:v2"), "renews targets");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:v2")])),
+        "sign",
+    );
+    let (names, _) = expiring("after a sign");
+    assert!(
+        !names.iter().any(|n| n == "targets"),
+        "a sign renews targets: {names:?}"
+    );
+    assert!(
+        names.iter().any(|n| n == "root"),
+        "root is renewed only by a root rotation: {names:?}"
     );
 }
