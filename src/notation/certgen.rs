@@ -216,28 +216,6 @@ impl Subject {
     }
 }
 
-struct P256Signer {
-    sk: p256::ecdsa::SigningKey,
-    point: Vec<u8>,
-}
-
-impl rcgen::PublicKeyData for P256Signer {
-    fn der_bytes(&self) -> &[u8] {
-        &self.point
-    }
-    fn algorithm(&self) -> &'static rcgen::SignatureAlgorithm {
-        &rcgen::PKCS_ECDSA_P256_SHA256
-    }
-}
-
-impl rcgen::SigningKey for P256Signer {
-    fn sign(&self, msg: &[u8]) -> Result<Vec<u8>, rcgen::Error> {
-        use p256::ecdsa::signature::Signer;
-        let sig: p256::ecdsa::DerSignature = self.sk.sign(msg);
-        Ok(sig.as_bytes().to_vec())
-    }
-}
-
 /// A self-signed signing certificate for `sk`, by notation's rules: key usage critical with
 /// digitalSignature only, EKU codeSigning, no basic constraints, `subject`, valid from `now`
 /// for `days` days. Returns the DER.
@@ -254,10 +232,7 @@ pub fn make_signing_certificate(
     }
     let vk = sk.verifying_key();
     let spki = vk.to_public_key_der().map_err(|e| create(&e))?;
-    let signer = P256Signer {
-        sk: sk.clone(),
-        point: vk.to_sec1_point(false).as_bytes().to_vec(),
-    };
+    let signer = crate::tuf::x509::P256Signer::new(sk);
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
     for (t, v) in &subject.0 {

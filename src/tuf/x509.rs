@@ -205,9 +205,20 @@ pub fn chains_to(key: &PublicKey, cas: &[Certificate], now: OffsetDateTime) -> b
 #[error("cannot create the root certificate: {0}")]
 pub struct CertCreateError(String);
 
-struct P256Signer {
+/// A P-256 key as rcgen's signer, for the certificates this crate makes (notary root
+/// certificates here, Notary Project signing certificates in `notation::certgen`).
+pub(crate) struct P256Signer {
     sk: p256::ecdsa::SigningKey,
     point: Vec<u8>,
+}
+
+impl P256Signer {
+    pub(crate) fn new(sk: &p256::ecdsa::SigningKey) -> Self {
+        P256Signer {
+            sk: sk.clone(),
+            point: sk.verifying_key().to_sec1_point(false).as_bytes().to_vec(),
+        }
+    }
 }
 
 impl rcgen::PublicKeyData for P256Signer {
@@ -236,14 +247,10 @@ pub fn make_root_certificate(
 ) -> Result<String, CertCreateError> {
     use spki::EncodePublicKey;
     let vk = sk.verifying_key();
-    let point = vk.to_sec1_point(false).as_bytes().to_vec();
     let spki = vk
         .to_public_key_der()
         .map_err(|e| CertCreateError(e.to_string()))?;
-    let signer = P256Signer {
-        sk: sk.clone(),
-        point,
-    };
+    let signer = P256Signer::new(sk);
     let mut params = rcgen::CertificateParams::default();
     let mut dn = rcgen::DistinguishedName::new();
     dn.push(rcgen::DnType::CommonName, gun);
