@@ -218,9 +218,9 @@ impl ImportArgs {
             );
             return Ok(());
         }
+        let config = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
         let paths = if self.paths.is_empty() {
-            let dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
-            vec![dir.trust_dir().join("private")]
+            vec![config.trust_dir().join("private")]
         } else {
             self.paths
         };
@@ -234,6 +234,8 @@ impl ImportArgs {
         }
         let decoded = import::decode_all(&blocks, &mut EnvOrTerminal).map_err(Error::KeyImport)?;
         let outcomes = import::store_all(&decoded).map_err(|e| Error::KeyImport(vec![e]))?;
+        let ids: Vec<String> = decoded.iter().map(|d| d.id.clone()).collect();
+        let used = crate::notary::cache::repositories_using(&config.trust_dir(), &ids);
         for (d, o) in decoded.iter().zip(&outcomes) {
             let what = match o {
                 Outcome::Imported => "Imported",
@@ -246,6 +248,13 @@ impl ImportArgs {
                 .map(|g| format!(" for {g}"))
                 .unwrap_or_default();
             println!("{what}: {} key {}{gun} from {}", d.label.role, d.id, d.path);
+            match used.get(&d.id) {
+                Some(guns) => println!(
+                    "  signs in the trust data of: {}",
+                    guns.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+                None => println!("  no repository in the local trust cache uses it"),
+            }
         }
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
         println!(

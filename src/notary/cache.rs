@@ -84,6 +84,75 @@ impl Cache {
     }
 }
 
+/// The repositories in the trust cache under `trust_dir` whose cached root or targets lists one
+/// of `ids` (canonical key IDs), by ID. For messages only (`key import` says which repositories
+/// a key signs): the cache holds what verified once, but nothing is verified here.
+pub fn repositories_using(
+    trust_dir: &Path,
+    ids: &[String],
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    use crate::tuf::metadata::{Root, SignedFile, Targets};
+    let mut found: std::collections::BTreeMap<String, std::collections::BTreeSet<String>> =
+        Default::default();
+    let mut note =
+        |gun: &str, keys: &std::collections::BTreeMap<String, crate::tuf::keys::PublicKey>| {
+            for key in keys.values() {
+                if let Ok(id) = key.canonical_id()
+                    && ids.contains(&id)
+                {
+                    found.entry(id).or_default().insert(gun.to_string());
+                }
+            }
+        };
+    // GUNs are host[:port]/path; a few levels and a bounded count keep a hostile tree cheap.
+    let tuf = trust_dir.join("tuf");
+    let mut stack = vec![(tuf.clone(), 0usize)];
+    let mut seen = 0;
+    while let Some((dir, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > 10_000 {
+                return found;
+            }
+            let Ok(kind) = e.file_type() else { continue };
+            if !kind.is_dir() {
+                continue;
+            }
+            let path = e.path();
+            if e.file_name() != "metadata" {
+                if depth < 8 {
+                    stack.push((path, depth + 1));
+                }
+                continue;
+            }
+            let Some(gun) = dir.strip_prefix(&tuf).ok().and_then(|g| g.to_str()) else {
+                continue;
+            };
+            let Ok(cache) = Cache::new(trust_dir, gun, 8 << 20) else {
+                continue;
+            };
+            if let Some(root) = cache
+                .read("root")
+                .and_then(|b| SignedFile::parse("root", &b).ok())
+                .and_then(|f| f.into_typed::<Root>("root").ok())
+            {
+                note(gun, &root.keys);
+            }
+            if let Some(targets) = cache
+                .read("targets")
+                .and_then(|b| SignedFile::parse("targets", &b).ok())
+                .and_then(|f| f.into_typed::<Targets>("targets").ok())
+            {
+                note(gun, &targets.delegations.keys);
+            }
+        }
+    }
+    found
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,5 +179,35 @@ mod tests {
         c.write_all(&[("timestamp".into(), b"1234".to_vec())])
             .unwrap();
         assert_eq!(c.read("timestamp").as_deref(), Some(&b"1234"[..]));
+    }
+
+    #[test]
+    fn repositories_using_a_key_are_found_by_canonical_id_in_cached_roots() {
+        let vectors = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/notary-v1");
+        let Some(root) = std::fs::read_dir(&vectors)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.path().join("root.json"))
+            .find(|p| p.is_file())
+        else {
+            panic!("no root.json under {}", vectors.display());
+        };
+        let bytes = std::fs::read(&root).unwrap();
+        let typed: crate::tuf::metadata::Root =
+            crate::tuf::metadata::SignedFile::parse("root", &bytes)
+                .unwrap()
+                .into_typed("root")
+                .unwrap();
+        let id = typed.keys.values().next().unwrap().canonical_id().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::new(dir.path(), "example.com:5000/team/app", 1 << 20).unwrap();
+        c.write_all(&[("root".into(), bytes)]).unwrap();
+        let found = repositories_using(dir.path(), &[id.clone(), "other".into()]);
+        assert_eq!(found.len(), 1);
+        assert_eq!(
+            found[&id].iter().collect::<Vec<_>>(),
+            ["example.com:5000/team/app"]
+        );
     }
 }

@@ -124,6 +124,13 @@ fn docker_pushed_repository_is_signed_here_after_key_import() {
     assert!(text.contains(&format!(" for {repo} ")), "{text}");
     assert!(text.contains("Imported: root key"), "{text}");
     assert!(text.contains("left in place"), "{text}");
+    // See: #9 item 1 (import names the repositories whose trust data use each key)
+    assert_eq!(
+        text.matches(&format!("signs in the trust data of: {repo}"))
+            .count(),
+        2,
+        "both the root and the targets key sign {repo}:\n{text}"
+    );
     // The files stay where docker keeps them.
     assert_eq!(std::fs::read_dir(private_dir(&env)).unwrap().count(), 2);
 
