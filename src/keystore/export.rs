@@ -139,6 +139,19 @@ fn notary_pkcs8(key: &SigningKey) -> Zeroizing<Vec<u8>> {
             body.extend_from_slice(&alg);
             tlv(0x04, raw.as_slice(), &mut body);
         }
+        SigningKey::Rsa(k) => {
+            use rsa::pkcs1::EncodeRsaPrivateKey;
+            // Notary writes the AlgorithmIdentifier without the NULL parameter.
+            let pkcs1 = k
+                .to_pkcs1_der()
+                .map(|d| Zeroizing::new(d.as_bytes().to_vec()))
+                .unwrap_or_default();
+            tlv(0x02, &[0], &mut body);
+            let mut alg = Vec::new();
+            tlv(0x30, &oid("1.2.840.113549.1.1.1"), &mut alg);
+            body.extend_from_slice(&alg);
+            tlv(0x04, pkcs1.as_slice(), &mut body);
+        }
     }
     let mut out = buf();
     tlv(0x30, &body, &mut out);

@@ -482,7 +482,12 @@ fn decode(block: &Block, pass: Option<&str>) -> Result<SigningKey, Problem> {
             // A wrong passphrase that passes the padding check fails the parse.
             parse_sec1(&plain).map_err(|_| Problem::WrongPassphrase)
         }
-        "RSA PRIVATE KEY" => Err(rsa_unsupported()),
+        "RSA PRIVATE KEY" if !block.encrypted_legacy => parse_rsa(&block.contents),
+        "RSA PRIVATE KEY" => {
+            let pass = pass.ok_or(Problem::WrongPassphrase)?;
+            let plain = legacy_decrypt(block, pass)?;
+            parse_rsa(&plain).map_err(|_| Problem::WrongPassphrase)
+        }
         _ => Err(Problem::Unsupported(format!(
             "{} blocks are not supported",
             block.tag
@@ -545,10 +550,20 @@ fn legacy_decrypt(block: &Block, pass: &str) -> Result<Zeroizing<Vec<u8>>, Probl
     Ok(buf)
 }
 
-fn rsa_unsupported() -> Problem {
-    Problem::Unsupported(
-        "RSA keys are not supported for signing here (docker and notary make ECDSA keys); keep signing with this key through docker trust, or add an ECDSA signer".into(),
-    )
+/// PKCS#1 `RSAPrivateKey`, as in `RSA PRIVATE KEY` blocks and inside PKCS#8. Below 2048 bits
+/// is refused: notary-server refuses such keys, so they could never sign anything it accepts.
+fn parse_rsa(der_bytes: &[u8]) -> Result<SigningKey, Problem> {
+    use rsa::pkcs1::DecodeRsaPrivateKey;
+    use rsa::traits::PublicKeyParts;
+    let key = rsa::RsaPrivateKey::from_pkcs1_der(der_bytes)
+        .map_err(|e| malformed(&format!("RSA key: {e}")))?;
+    let bits = key.size() * 8;
+    if bits < 2048 {
+        return Err(Problem::Unsupported(format!(
+            "a {bits}-bit RSA key: notary-server refuses RSA keys under 2048 bits"
+        )));
+    }
+    Ok(SigningKey::Rsa(Box::new(key)))
 }
 
 fn malformed(what: &str) -> Problem {
@@ -598,7 +613,7 @@ fn parse_pkcs8(der_bytes: &[u8]) -> Result<SigningKey, Problem> {
             "an RFC 8410 Ed25519 key (OpenSSL's format): docker and notary cannot use it either, so it cannot sign a DCT repository they read. Use the key file docker or notary wrote".into(),
         ))
     } else if alg == OID_RSA {
-        Err(rsa_unsupported())
+        parse_rsa(key)
     } else {
         Err(Problem::Unsupported(format!("unknown key algorithm {alg}")))
     }
@@ -759,11 +774,8 @@ mod tests {
     #[test]
     fn docker_key_directory_decrypts_to_the_ids_in_the_file_names() {
         let blocks = collect(&[data("notary-v1/keys/docker-trust")]).unwrap();
-        // The RSA signer key is refused on its own; the ECDSA ones all decode.
-        let (rsa, ec): (Vec<_>, Vec<_>) =
-            blocks.into_iter().partition(|b| b.label.role == "rsakey");
-        let keys = decode_all(&ec, &mut Fixed("rootpw", "repopw")).unwrap();
-        assert_eq!(keys.len(), 8);
+        let keys = decode_all(&blocks, &mut Fixed("rootpw", "repopw")).unwrap();
+        assert_eq!(keys.len(), 9);
         for k in &keys {
             assert!(
                 k.path.ends_with(&format!("{}.key", k.id)),
@@ -771,16 +783,40 @@ mod tests {
                 k.path,
                 k.id
             );
-            assert!(matches!(k.key, SigningKey::P256(_)));
+            let rsa = k.label.role == "rsakey";
+            assert_eq!(matches!(k.key, SigningKey::Rsa(_)), rsa, "{}", k.path);
+            assert_eq!(matches!(k.key, SigningKey::P256(_)), !rsa, "{}", k.path);
         }
         assert!(keys.iter().any(|k| k.label.role == "targets"
             && k.label.gun.as_deref() == Some("localhost:5000/nv1/signed")));
-        let err = decode_all(&rsa, &mut Fixed("rootpw", "repopw")).unwrap_err();
-        assert!(
-            err[0].to_string().contains("RSA keys are not supported"),
-            "{}",
-            err[0]
-        );
+    }
+
+    // See: #9 item 1 (RSA signer keys, as docker trust key load and notary 0.3 accepted them)
+    #[test]
+    fn imported_rsa_keys_sign_rsapss_that_the_verifier_accepts_and_survive_the_keyring_form() {
+        let mut blocks = collect(&[data("notary-v1/keys/docker-trust")]).unwrap();
+        blocks.extend(collect(&[data("notary-compat/notary0.3/private")]).unwrap());
+        let rsa: Vec<_> = blocks
+            .into_iter()
+            .filter(|b| b.label.role == "rsakey" || b.tag.starts_with("RSA"))
+            .collect();
+        assert_eq!(rsa.len(), 2);
+        for b in rsa {
+            let pass = if b.tag.starts_with("RSA") {
+                "password"
+            } else {
+                "repopw"
+            };
+            let k = decode_all(&[b], &mut Fixed(pass, pass)).unwrap().remove(0);
+            let (method, sig) = k.key.sign(b"canonical bytes");
+            assert_eq!(method, "rsapss");
+            let public = k.key.public();
+            public.verify(method, b"canonical bytes", &sig).unwrap();
+            assert!(public.verify(method, b"other bytes", &sig).is_err());
+            let stored = k.key.to_keyring_secret();
+            let back = SigningKey::from_keyring_secret(&stored, &KeyName::Root).unwrap();
+            assert_eq!(back.public().id(), k.id);
+        }
     }
 
     #[test]
@@ -914,6 +950,12 @@ mod tests {
         let e = decode_all(&ec, &mut Fixed("wrong", "wrong")).unwrap_err();
         assert!(e[0].to_string().contains("wrong passphrase"), "{}", e[0]);
         assert_eq!(rsa.len(), 1);
+        let k = decode_all(&rsa, &mut Fixed("password", "password")).unwrap();
+        assert!(
+            k[0].path.ends_with(&format!("{}.key", k[0].id)),
+            "{}",
+            k[0].id
+        );
     }
 
     #[test]

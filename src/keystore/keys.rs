@@ -19,6 +19,9 @@ pub enum SigningKey {
     Ed25519(ed25519_dalek::SigningKey),
     /// ECDSA P-256 (root keys; the root certificate is made from it).
     P256(p256::ecdsa::SigningKey),
+    /// RSA, only as imported from docker or notary (notary 0.3 and `docker trust key load`
+    /// accepted RSA signer keys); signs with RSASSA-PSS, SHA-256, salt 32 (`rsapss`).
+    Rsa(Box<rsa::RsaPrivateKey>),
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -131,6 +134,15 @@ impl SigningKey {
                     .unwrap_or_default();
                 PublicKey::new(keytype::ECDSA, der)
             }
+            SigningKey::Rsa(k) => {
+                use spki::EncodePublicKey;
+                let der = k
+                    .to_public_key()
+                    .to_public_key_der()
+                    .map(|d| d.as_bytes().to_vec())
+                    .unwrap_or_default();
+                PublicKey::new(keytype::RSA, der)
+            }
         }
     }
 
@@ -139,6 +151,7 @@ impl SigningKey {
         match self {
             SigningKey::Ed25519(_) => keytype::ED25519,
             SigningKey::P256(_) => keytype::ECDSA,
+            SigningKey::Rsa(_) => keytype::RSA,
         }
     }
 
@@ -153,6 +166,21 @@ impl SigningKey {
                 use p256::ecdsa::signature::Signer;
                 let sig: p256::ecdsa::Signature = k.sign(msg);
                 ("ecdsa", sig.to_bytes().to_vec())
+            }
+            SigningKey::Rsa(k) => {
+                use rsa::signature::{RandomizedSigner, SignatureEncoding};
+                let signer =
+                    rsa::pss::SigningKey::<sha2::Sha256>::new_with_salt_len((**k).clone(), 32);
+                match signer.try_sign_with_rng(&mut getrandom::SysRng, msg) {
+                    Ok(sig) => ("rsapss", sig.to_vec()),
+                    // Only a failing random source gets here. An empty signature is refused by
+                    // notary-server (it checks every signature of what it is sent), so nothing
+                    // unsigned is published.
+                    Err(e) => {
+                        tracing::error!("RSA-PSS signing failed: {e}");
+                        ("rsapss", Vec::new())
+                    }
+                }
             }
         }
     }
@@ -171,6 +199,14 @@ impl SigningKey {
                 // The scalar's fixed-size copy is wiped too, not only the Vec made from it.
                 let scalar = Zeroizing::new(k.to_bytes());
                 ("ecdsa-p256", Zeroizing::new(scalar.to_vec()))
+            }
+            SigningKey::Rsa(k) => {
+                use rsa::pkcs1::EncodeRsaPrivateKey;
+                let der = k
+                    .to_pkcs1_der()
+                    .map(|d| Zeroizing::new(d.as_bytes().to_vec()))
+                    .unwrap_or_default();
+                ("rsa-pkcs1", der)
             }
         };
         // Sized up front: a growing buffer would free (unwiped) copies as it reallocates.
@@ -232,6 +268,12 @@ impl SigningKey {
             "ecdsa-p256" => p256::ecdsa::SigningKey::from_slice(&bytes)
                 .map(|k| (SigningKey::P256(k), label))
                 .map_err(|_| bad()),
+            "rsa-pkcs1" => {
+                use rsa::pkcs1::DecodeRsaPrivateKey;
+                rsa::RsaPrivateKey::from_pkcs1_der(&bytes)
+                    .map(|k| (SigningKey::Rsa(Box::new(k)), label))
+                    .map_err(|_| bad())
+            }
             _ => Err(bad()),
         }
     }

@@ -576,3 +576,76 @@ fn env_value(env: &TestEnv, name: &str) -> String {
         .args(["-c", &format!("printf %s \"${name}\"")]));
     stdout(&out)
 }
+
+// See: #9 item 1 (RSA signer keys, as `docker trust key load` and notary 0.3 accepted them)
+#[test]
+fn an_rsa_signer_key_signs_into_its_delegation_and_the_server_docker_and_notary_accept_it() {
+    let mut env = own_keyring_env("rsa");
+    // The fixtures' repository passphrase.
+    env.set("DOCKER_CONTENT_TRUST_REPOSITORY_PASSPHRASE", "repopw");
+    let repo = unique_repo(&stack().registry, "signrsa");
+    docker_push(&env, &format!("{repo}:base"), "rsa base");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:base")])),
+        "sign base as the owner",
+    );
+    let key = private_copy(&env, &fixture_key("rsakey"), "rsakey.key", 0o600);
+    let public = env.home.join("rsakey.pub");
+    // openssl reads the PEM without notary's `role:`/`gun:` headers.
+    let bare = env.home.join("rsakey-bare.pem");
+    let text = std::fs::read_to_string(&key).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains(": ") && !l.is_empty())
+        .collect();
+    std::fs::write(&bare, lines.join("\n") + "\n").unwrap();
+    assert_success(
+        &run(env
+            .cmd("openssl")
+            .args(["pkey", "-pubout", "-passin", "pass:repopw", "-in"])
+            .arg(&bare)
+            .arg("-out")
+            .arg(&public)),
+        "openssl pkey -pubout",
+    );
+    assert_success(
+        &run(env
+            .plugin()
+            .args(["signer", "add", "rsakey", &repo, "--key"])
+            .arg(&public)),
+        "signer add rsakey",
+    );
+    assert_success(
+        &run(env
+            .plugin()
+            .args(["key", "load"])
+            .arg(&key)
+            .args(["--name", "rsakey"])),
+        "key load of the RSA key",
+    );
+    let (digest, _) = docker_push(&env, &format!("{repo}:v1"), "signed with RSA-PSS");
+    // notary-server checks every signature of what it is sent: accepting the upload is the
+    // Go implementation accepting our rsapss signature.
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:v1")])),
+        "sign with the RSA signer key",
+    );
+    assert!(notary_lists(&env, &repo, "targets/rsakey", "v1", &digest));
+    let v = inspect(&env, &repo);
+    let row = v[0]["SignedTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["SignedTag"] == "v1")
+        .unwrap_or_else(|| panic!("v1 not in docker trust inspect: {v}"))
+        .clone();
+    assert_eq!(row["Digest"], digest.trim_start_matches("sha256:"));
+    assert!(
+        row["Signers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "rsakey"),
+        "{v}"
+    );
+}
