@@ -75,7 +75,9 @@ cargo +nightly fuzz build -O --debug-assertions
 logs=$(mktemp -d)
 i=0
 for t in "${targets[@]}"; do
-    before=$(find "artifacts/$t" -type f 2>/dev/null | wc -l)
+    # Made first: under pipefail a missing directory would end the script here.
+    mkdir -p "artifacts/$t"
+    before=$(find "artifacts/$t" -type f | wc -l)
     echo "$before" >"$logs/$t.before"
     run_one "$t" "$logs/$t.log" &
     i=$((i + 1))
