@@ -358,17 +358,7 @@ pub struct Held {
 /// Every signing key of this keyring service, sorted by entry name. Entries that are not keys
 /// (cached tokens) are left out.
 pub fn list() -> Result<Vec<Held>, KeystoreError> {
-    super::ensure_store()?;
-    let spec = std::collections::HashMap::from([("service", super::service())]);
-    let found = keyring_core::Entry::search(&spec).map_err(|e| super::map_error(&e))?;
-    let mut names: Vec<String> = found
-        .iter()
-        .filter_map(|e| e.get_specifiers())
-        .filter(|(service, _)| service == super::service())
-        .map(|(_, user)| user)
-        .collect();
-    names.sort();
-    names.dedup();
+    let names = super::entry_names()?;
     let mut out = Vec::new();
     for user in names {
         let (name, label) = if user == "root" {

@@ -201,6 +201,23 @@ pub fn open_store() -> Result<Arc<keyring_core::CredentialStore>, KeystoreError>
 
 static OPENED: OnceLock<Result<(), String>> = OnceLock::new();
 
+/// The entry names (keyring "user") of every entry of this keyring service, sorted, without
+/// repeats: keys, Notary Project keys and cached tokens alike.
+pub fn entry_names() -> Result<Vec<String>, KeystoreError> {
+    ensure_store()?;
+    let spec = std::collections::HashMap::from([("service", service())]);
+    let found = keyring_core::Entry::search(&spec).map_err(|e| map_error(&e))?;
+    let mut names: Vec<String> = found
+        .iter()
+        .filter_map(|e| e.get_specifiers())
+        .filter(|(s, _)| s == service())
+        .map(|(_, user)| user)
+        .collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
 /// Opens the platform store once per process; later calls reuse it.
 pub fn ensure_store() -> Result<(), KeystoreError> {
     OPENED

@@ -117,18 +117,10 @@ pub fn put_new(name: &str, key: &NotationKey, chain: &[Vec<u8>]) -> Result<bool,
 
 /// The names of every Notary Project key of this keyring service, sorted.
 pub fn list() -> Result<Vec<String>, KeystoreError> {
-    super::ensure_store()?;
-    let spec = std::collections::HashMap::from([("service", super::service())]);
-    let found = keyring_core::Entry::search(&spec).map_err(|e| super::map_error(&e))?;
-    let mut names: Vec<String> = found
-        .iter()
-        .filter_map(|e| e.get_specifiers())
-        .filter(|(service, _)| service == super::service())
-        .filter_map(|(_, user)| user.strip_prefix(PREFIX).map(str::to_string))
-        .collect();
-    names.sort();
-    names.dedup();
-    Ok(names)
+    Ok(super::entry_names()?
+        .into_iter()
+        .filter_map(|user| user.strip_prefix(PREFIX).map(str::to_string))
+        .collect())
 }
 
 #[cfg(test)]

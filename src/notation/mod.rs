@@ -2,7 +2,7 @@
 //! certificate chain rules ([`chain`]), the trust store ([`truststore`]) and trust policy
 //! ([`policy`]) in notation's own files, and the verification core ([`verify`]). The write side:
 //! signing certificates ([`certgen`]) and envelopes with their signature manifests ([`sign`]). The format
-//! and the order of checks follow notation-go; /work/shared/notes/notary-project.md §1–§3 has
+//! and the order of checks follow notation-go; the steering notes' notary-project.md §1–§3 has
 //! the reference. Nothing here fetches from a registry: discovery lives in
 //! [`crate::registry::referrers`], which feeds bytes in, as the DCT client does for [`crate::tuf`].
 
