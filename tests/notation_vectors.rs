@@ -589,3 +589,85 @@ fn a_repository_statement_beside_a_separate_global_one_wins_for_its_repository()
         "e2e2"
     );
 }
+
+/// The P-521 fixture (tests/data/notation/p521, made with Python `cryptography`): a test
+/// root and a leaf it issued, both P-521 signed with ecdsa-with-SHA512.
+fn p521_signer() -> (docker_trustacr::notation::sign::NotationKey, Vec<Vec<u8>>) {
+    use docker_trustacr::notation::certgen::parse_pem_chain;
+    use docker_trustacr::notation::sign::NotationKey;
+    let key_pem = pem::parse(read("p521/signer.key")).unwrap();
+    let key = NotationKey::from_pkcs8_der(key_pem.contents()).unwrap();
+    let chain = parse_pem_chain(&read("p521/chain.pem")).unwrap();
+    let ders = chain
+        .iter()
+        .map(|c| der::Encode::to_der(c).unwrap())
+        .collect();
+    (key, ders)
+}
+
+fn p521_target() -> Descriptor {
+    Descriptor {
+        media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+        digest: format!("sha256:{}", "5e".repeat(32)),
+        size: 1234,
+        annotations: None,
+    }
+}
+
+#[test]
+fn an_es512_signature_by_a_p521_key_verifies_through_its_p521_chain() {
+    use docker_trustacr::notation::certgen::{KeySpec, check_chain, parse_pem_chain};
+    use docker_trustacr::notation::sign::sign_envelope;
+    let (key, chain) = p521_signer();
+    assert_eq!(key.spec(), KeySpec::EcP521);
+    let parsed = parse_pem_chain(&read("p521/chain.pem")).unwrap();
+    assert_eq!(check_chain(&parsed, now()).unwrap(), KeySpec::EcP521);
+    let env = sign_envelope(&key, &chain, &p521_target(), now(), None).unwrap();
+    let parsed_env = parse_jws(&env).unwrap();
+    assert_eq!(parsed_env.protected.alg.jws_name(), "ES512");
+    let v = verify(
+        MEDIA_TYPE_JWS,
+        &env,
+        &p521_target(),
+        &statement("trustpolicy.json"),
+        &anchors(store(&["p521/root.crt"]), false),
+        now(),
+    )
+    .unwrap();
+    assert!(v.signer.contains("CN=P-521 test signer"), "{}", v.signer);
+    // Not anchored in the e2e store: the P-521 chain is really checked against the store.
+    let f = verify(
+        MEDIA_TYPE_JWS,
+        &env,
+        &p521_target(),
+        &statement("trustpolicy.json"),
+        &anchors(e2e_store(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Authenticity, "{f}");
+}
+
+#[test]
+fn an_es512_signature_with_one_changed_bit_fails_integrity() {
+    use base64::Engine as _;
+    use docker_trustacr::notation::sign::sign_envelope;
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let (key, chain) = p521_signer();
+    let env = sign_envelope(&key, &chain, &p521_target(), now(), None).unwrap();
+    let mut v: serde_json::Value = serde_json::from_slice(&env).unwrap();
+    let mut sig = b64.decode(v["signature"].as_str().unwrap()).unwrap();
+    assert_eq!(sig.len(), 132, "ES512 is raw r‖s of 66 bytes each");
+    sig[70] ^= 1;
+    v["signature"] = b64.encode(&sig).into();
+    let f = verify(
+        MEDIA_TYPE_JWS,
+        &serde_json::to_vec(&v).unwrap(),
+        &p521_target(),
+        &statement("trustpolicy.json"),
+        &anchors(store(&["p521/root.crt"]), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
+}

@@ -364,7 +364,17 @@ fn verify_ecdsa_prehash(spki: &[u8], hash: &[u8], sig: &[u8], der: bool) -> bool
             };
             s.is_ok_and(|s| k.verify_prehash(hash, &s).is_ok())
         }
-        // P-521 keys are recognised (their alg is ES512) but no P-521 verifier is linked in.
+        Some(P521) => {
+            let Ok(k) = p521::ecdsa::VerifyingKey::from_public_key_der(spki) else {
+                return false;
+            };
+            let s = if der {
+                p521::ecdsa::Signature::from_der(sig)
+            } else {
+                p521::ecdsa::Signature::from_slice(sig)
+            };
+            s.is_ok_and(|s| k.verify_prehash(hash, &s).is_ok())
+        }
         _ => false,
     }
 }

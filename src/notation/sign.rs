@@ -30,6 +30,8 @@ pub enum NotationKey {
     P256(p256::ecdsa::SigningKey),
     /// ECDSA P-384 (ES384).
     P384(p384::ecdsa::SigningKey),
+    /// ECDSA P-521 (ES512).
+    P521(p521::ecdsa::SigningKey),
     /// RSA 2048/3072/4096 (PS256/384/512, salt = hash length).
     Rsa(Box<rsa::RsaPrivateKey>),
 }
@@ -47,6 +49,7 @@ impl NotationKey {
         match self {
             NotationKey::P256(_) => KeySpec::EcP256,
             NotationKey::P384(_) => KeySpec::EcP384,
+            NotationKey::P521(_) => KeySpec::EcP521,
             NotationKey::Rsa(k) => KeySpec::Rsa(k.n().bits() as usize),
         }
     }
@@ -57,6 +60,7 @@ impl NotationKey {
         let der = match self {
             NotationKey::P256(k) => k.verifying_key().to_public_key_der(),
             NotationKey::P384(k) => k.verifying_key().to_public_key_der(),
+            NotationKey::P521(k) => k.verifying_key().to_public_key_der(),
             NotationKey::Rsa(k) => k.to_public_key().to_public_key_der(),
         };
         der.map(|d| d.as_bytes().to_vec()).unwrap_or_default()
@@ -73,6 +77,11 @@ impl NotationKey {
             NotationKey::P384(k) => {
                 use p384::ecdsa::signature::Signer;
                 let sig: p384::ecdsa::Signature = k.sign(msg);
+                Ok(sig.to_bytes().to_vec())
+            }
+            NotationKey::P521(k) => {
+                use p521::ecdsa::signature::Signer;
+                let sig: p521::ecdsa::Signature = k.sign(msg);
                 Ok(sig.to_bytes().to_vec())
             }
             NotationKey::Rsa(k) => {
@@ -104,11 +113,14 @@ impl NotationKey {
         if let Ok(k) = p384::ecdsa::SigningKey::from_pkcs8_der(der) {
             return Ok(NotationKey::P384(k));
         }
+        if let Ok(k) = p521::ecdsa::SigningKey::from_pkcs8_der(der) {
+            return Ok(NotationKey::P521(k));
+        }
         if let Ok(k) = rsa::RsaPrivateKey::from_pkcs8_der(der) {
             return Ok(NotationKey::Rsa(Box::new(k)));
         }
         Err(SignError::Key(
-            "not an ECDSA P-256/P-384 or RSA PKCS#8 private key (Ed25519 and other types cannot sign Notary Project signatures)".into(),
+            "not an ECDSA P-256/P-384/P-521 or RSA PKCS#8 private key (Ed25519 and other types cannot sign Notary Project signatures)".into(),
         ))
     }
 
@@ -118,6 +130,7 @@ impl NotationKey {
         let doc = match self {
             NotationKey::P256(k) => k.to_pkcs8_der(),
             NotationKey::P384(k) => k.to_pkcs8_der(),
+            NotationKey::P521(k) => k.to_pkcs8_der(),
             NotationKey::Rsa(k) => k.to_pkcs8_der(),
         }
         .map_err(|e| SignError::Key(e.to_string()))?;
@@ -212,6 +225,8 @@ impl NotationKey {
             NotationKey::P256(k) => p256::ecdsa::Signature::from_slice(sig)
                 .is_ok_and(|s| k.verifying_key().verify(msg, &s).is_ok()),
             NotationKey::P384(k) => p384::ecdsa::Signature::from_slice(sig)
+                .is_ok_and(|s| k.verifying_key().verify(msg, &s).is_ok()),
+            NotationKey::P521(k) => p521::ecdsa::Signature::from_slice(sig)
                 .is_ok_and(|s| k.verifying_key().verify(msg, &s).is_ok()),
             NotationKey::Rsa(k) => {
                 let Ok(s) = rsa::pss::Signature::try_from(sig) else {

@@ -597,3 +597,56 @@ fn push_signatures_both_in_the_settings_makes_push_write_dct_and_notary_project_
     assert_success(&dct, "DCT verify");
     assert_eq!(stdout(&dct).trim(), v["target"]["digest"].as_str().unwrap());
 }
+
+/// The P-521 fixture: a test root and a P-521 leaf it issued (tests/data/notation/p521).
+fn p521_fixture(file: &str) -> PathBuf {
+    repo_root().join("tests/data/notation/p521").join(file)
+}
+
+#[test]
+fn a_p521_key_and_chain_import_sign_es512_that_both_verifiers_accept() {
+    let mut env = notation_env();
+    env.set(
+        "NOTATION_CONFIG",
+        env.home.join("notation").display().to_string(),
+    );
+    let repo = unique_repo(&stack().registry, "np521");
+    let reference = format!("{repo}:v1");
+    let (pushed, _) = docker_push(&env, &reference, "p521 signed");
+    let out = run(env
+        .plugin()
+        .args(["key", "import", "--notation"])
+        .arg(p521_fixture("signer.key"))
+        .arg(p521_fixture("chain.pem"))
+        .args(["--name", "p521"]));
+    assert_success(&out, "key import --notation of a P-521 key");
+    assert_success(
+        &run(env.plugin().args(["sign", "--notation", &reference])),
+        "sign --notation with the P-521 key",
+    );
+    let root = p521_fixture("root.crt");
+    let (ok, v) = independent_verify(&env, &reference, &[&root]);
+    assert!(ok, "{v}");
+    assert_eq!(v["signatures"][0]["alg"], "ES512", "{v}");
+    assert_eq!(v["target"]["digest"], pushed.as_str());
+
+    // Our own verifier, through notation's trust store and policy, anchored at the P-521 root.
+    let out = run(env
+        .plugin()
+        .args(["policy", "init", &repo, "--cert"])
+        .arg(&root));
+    assert_success(&out, "policy init with the P-521 root");
+    let out = run(env
+        .plugin()
+        .args(["verify", "--notation", "--format", "json", &reference]));
+    assert_success(&out, "verify --notation of the ES512 signature");
+    let v = json(&out);
+    assert_eq!(v["digest"], pushed.as_str());
+    assert!(
+        v["notation"]["signer"]
+            .as_str()
+            .unwrap()
+            .contains("CN=P-521 test signer"),
+        "{v}"
+    );
+}
