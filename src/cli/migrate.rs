@@ -16,6 +16,7 @@ use super::notation::{self, NotationError};
 use super::trust::TrustRepo;
 use super::{Context, Error, Format, cancellable};
 use crate::keystore::notation::NotationSigner;
+use crate::notary::client::ClientError;
 use crate::notation::sign::{self as sig, Descriptor};
 use crate::reference::ImageRef;
 use crate::registry::artifact::{self, ArtifactError};
@@ -80,6 +81,8 @@ struct Report {
     new_signatures: usize,
     parity: bool,
     rows: Vec<Row>,
+    /// With `--all`: catalog repositories that have no DCT data, so nothing to co-sign.
+    without_dct: Vec<String>,
 }
 
 const DCT_WARNING: &str = "Do not disable content trust on the registry until every repository reports parity: disabling DCT deletes all of its trust data, irreversibly.";
@@ -95,10 +98,16 @@ impl MigrateArgs {
         };
         let mut rows = Vec::new();
         let mut failures = Vec::new();
+        let mut without_dct = Vec::new();
         for repo in &repos {
             match self.migrate_repo(ctx, repo, &signer).await {
                 Ok(mut r) => rows.append(&mut r),
                 Err(e @ Error::Cancelled(_)) => return Err(e),
+                // A catalog also lists repositories never signed with DCT: nothing to move
+                // there, which is not a failure of the migration. Named, never hidden.
+                Err(Error::Notary(ClientError::NotFound { .. })) if self.all => {
+                    without_dct.push(repo.clone());
+                }
                 Err(e) if self.all => failures.push(Error::Inaccessible {
                     name: repo.clone(),
                     cause: Box::new(e),
@@ -123,6 +132,7 @@ impl MigrateArgs {
                 .len(),
             parity: signed == rows.len() && failures.is_empty(),
             rows,
+            without_dct,
         };
         print_report(&report, self.format)?;
         if !failures.is_empty() {
@@ -374,6 +384,12 @@ fn print_report(report: &Report, format: Format) -> Result<(), Error> {
                     ""
                 }
             )?;
+            for repo in &report.without_dct {
+                writeln!(
+                    out,
+                    "{repo}: no Docker Content Trust data; nothing to co-sign"
+                )?;
+            }
             if report.parity {
                 writeln!(
                     out,

@@ -18,6 +18,7 @@ mod faults;
 mod info;
 mod install;
 mod keys;
+mod notation_migrate;
 mod notation_sign;
 mod notation_verify;
 mod plugin_protocol;

@@ -20,14 +20,14 @@ fn vector_dir() -> PathBuf {
     repo_root().join("tests/notation_independent/vectors")
 }
 
-fn json(out: &Output) -> Value {
+pub(crate) fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout)
         .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}\n{}", stdout(out), stderr(out)))
 }
 
 /// Runs the independent verifier on `repo:tag` (a `host:port/path` reference) with `certs` as
 /// the trust store.
-fn independent_verify(env: &TestEnv, reference: &str, certs: &[&Path]) -> (bool, Value) {
+pub(crate) fn independent_verify(env: &TestEnv, reference: &str, certs: &[&Path]) -> (bool, Value) {
     let (repo, tag) = reference.rsplit_once(':').unwrap();
     let (host, path) = repo.split_once('/').unwrap();
     let mut cmd = env.cmd("python3");
@@ -43,7 +43,7 @@ fn independent_verify(env: &TestEnv, reference: &str, certs: &[&Path]) -> (bool,
 
 /// A test environment with the stack's engine and notary-server and a keyring namespace of its
 /// own, so keys of other tests are not "the only key".
-fn notation_env() -> TestEnv {
+pub(crate) fn notation_env() -> TestEnv {
     let mut env = trust_env();
     env.set(
         "TRUSTACR_KEYRING_SERVICE",
@@ -53,7 +53,7 @@ fn notation_env() -> TestEnv {
 }
 
 /// `key generate --notation NAME` in the env's home; returns the certificate path.
-fn generate(env: &TestEnv, name: &str) -> PathBuf {
+pub(crate) fn generate(env: &TestEnv, name: &str) -> PathBuf {
     let out = run(env
         .plugin()
         .current_dir(&env.home)
@@ -65,7 +65,7 @@ fn generate(env: &TestEnv, name: &str) -> PathBuf {
     cert
 }
 
-fn tags(env: &TestEnv, repo: &str) -> Vec<String> {
+pub(crate) fn tags(env: &TestEnv, repo: &str) -> Vec<String> {
     let (host, path) = repo.split_once('/').unwrap();
     let out = run(env
         .cmd("curl")
