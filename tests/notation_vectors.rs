@@ -436,23 +436,112 @@ fn notation_timestamped_layouts_are_refused_by_expiry_then_by_authentic_timestam
     }
 }
 
+/// A sigEnv vector, JWS or COSE (by its first byte: CBOR tag 18 is 0xd2), verified against
+/// its own target with its own leaf pinned, like [`sig_env`].
+fn any_env(file: &str, tsa: bool, policy: &str) -> Result<Verified, Failure> {
+    let bytes = read(file);
+    let mt = if bytes.first() == Some(&0xd2) {
+        MEDIA_TYPE_COSE
+    } else {
+        MEDIA_TYPE_JWS
+    };
+    let env = docker_trustacr::notation::envelope::parse(mt, &bytes).unwrap();
+    let leaf = parse_certificates(&env.certificate_chain[0]).unwrap();
+    verify(
+        mt,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement(policy),
+        &anchors(leaf, tsa),
+        now(),
+    )
+}
+
 #[test]
-fn cose_envelopes_are_refused_with_the_reason() {
-    for name in ["coseWithTimestamp.sig", "timestampAfterNotAfter.sig"] {
-        let bytes = read(&format!("sigEnv/{name}"));
-        let l = layout("e2e-valid-signature");
-        let f = verify(
-            MEDIA_TYPE_COSE,
-            &bytes,
-            &l.subject,
-            &statement("trustpolicy.json"),
-            &anchors(e2e_store(), false),
-            now(),
-        )
-        .unwrap_err();
-        assert_eq!(f.check, Check::Integrity);
-        assert!(f.reason.contains("COSE"), "{f}");
+fn notations_cose_signatures_verify_like_their_jws_twins() {
+    for (cose, jws) in [
+        ("cose_signature.sig", "jws_signature.sig"),
+        (
+            "sigEnv/coseWithTimestamp.sig",
+            "sigEnv/jwsWithTimestamp.sig",
+        ),
+    ] {
+        let c = any_env(cose, false, "trustpolicy.json");
+        let j = any_env(jws, false, "trustpolicy.json");
+        assert!(c.is_ok() && j.is_ok(), "{cose}: {c:?}; {jws}: {j:?}");
+        assert!(c.unwrap().signer.contains("O=Notary"), "{cose}");
     }
+    let env = docker_trustacr::notation::envelope::parse(
+        MEDIA_TYPE_COSE,
+        &read("sigEnv/coseWithTimestamp.sig"),
+    )
+    .unwrap();
+    assert!(env.timestamp_signature.is_some());
+    assert_eq!(env.signing_agent.as_deref(), Some("Notation/1.0.0"));
+}
+
+#[test]
+fn notations_expired_cose_signatures_are_refused_by_the_same_check_as_their_jws_twins() {
+    for (cose, jws) in [
+        (
+            "sigEnv/coseExpiredWithTimestamp.sig",
+            "sigEnv/jwsExpiredWithTimestamp.sig",
+        ),
+        (
+            "sigEnv/timestampAfterNotAfter.sig",
+            "sigEnv/timestampBeforeNotBefore.sig",
+        ),
+    ] {
+        for (tsa, policy) in [
+            (false, "trustpolicy.json"),
+            (true, "timestamp_trustpolicy.json"),
+        ] {
+            let c = any_env(cose, tsa, policy).unwrap_err();
+            let j = any_env(jws, tsa, policy).unwrap_err();
+            assert_eq!(c.check, j.check, "{cose}: {c}; {jws}: {j}");
+            assert_eq!(c.check, Check::AuthenticTimestamp, "{cose}: {c}");
+        }
+    }
+}
+
+#[test]
+fn a_cose_envelope_changed_after_signing_fails_integrity() {
+    let bytes = read("cose_signature.sig");
+    let env = docker_trustacr::notation::envelope::parse(MEDIA_TYPE_COSE, &bytes).unwrap();
+    let leaf = parse_certificates(&env.certificate_chain[0]).unwrap();
+    // One byte of the payload's digest text, so the payload still parses: only the
+    // signature can tell.
+    let digest = env.payload.target_artifact.digest.as_bytes();
+    let at = bytes
+        .windows(digest.len())
+        .position(|w| w == digest)
+        .unwrap()
+        + digest.len()
+        - 1;
+    let mut tampered = bytes.clone();
+    tampered[at] = if tampered[at] == b'0' { b'1' } else { b'0' };
+    let changed = docker_trustacr::notation::envelope::parse(MEDIA_TYPE_COSE, &tampered).unwrap();
+    let f = verify(
+        MEDIA_TYPE_COSE,
+        &tampered,
+        &changed.payload.target_artifact,
+        &statement("trustpolicy.json"),
+        &anchors(leaf.clone(), false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
+    // Read as JWS, the same bytes are refused as not being JSON: the layer type decides.
+    let f = verify(
+        MEDIA_TYPE_JWS,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement("trustpolicy.json"),
+        &anchors(leaf, false),
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::Integrity, "{f}");
 }
 
 const VALID_POLICIES: &[&str] = &[

@@ -300,7 +300,7 @@ impl ProtectedHeader {
 pub struct Envelope {
     /// Decoded protected header.
     pub protected: ProtectedHeader,
-    /// The base64url text of the protected header, as received.
+    /// The base64url text of the protected header, as received (COSE: of its byte string).
     pub protected_b64: String,
     /// Decoded payload.
     pub payload: Payload,
@@ -329,11 +329,14 @@ pub enum EnvelopeError {
         /// The limit.
         max: usize,
     },
-    /// A media type other than JWS (COSE is recognised but not read).
+    /// A media type other than JWS and COSE.
     #[error(
-        "signature envelope type {0:?} is not supported (docker-trustacr reads application/jose+json; COSE envelopes are not verified yet)"
+        "signature envelope type {0:?} is not a Notary Project envelope (application/jose+json or application/cose)"
     )]
     UnsupportedMediaType(String),
+    /// Not the CBOR of a COSE_Sign1_Tagged item.
+    #[error("the COSE signature envelope is malformed: {0}")]
+    Cbor(String),
     /// Not JSON, or a part is not the JSON it should be.
     #[error("the signature envelope's {part} is not valid JSON: {reason}")]
     Json {
@@ -395,7 +398,7 @@ pub fn parse(media_type: &str, bytes: &[u8]) -> Result<Envelope, EnvelopeError> 
     }
     match media_type {
         MEDIA_TYPE_JWS => parse_jws(bytes),
-        MEDIA_TYPE_COSE => Err(EnvelopeError::UnsupportedMediaType(media_type.into())),
+        MEDIA_TYPE_COSE => super::cose::parse_cose(bytes),
         other => Err(EnvelopeError::UnsupportedMediaType(other.into())),
     }
 }
@@ -600,10 +603,19 @@ mod tests {
     }
 
     #[test]
-    fn cose_envelopes_are_recognised_and_refused_with_the_reason() {
+    fn the_parser_follows_the_layer_media_type() {
         assert!(matches!(
             parse(MEDIA_TYPE_COSE, b"\xd2"),
+            Err(EnvelopeError::Cbor(_))
+        ));
+        assert!(matches!(
+            parse("application/json", b"{}"),
             Err(EnvelopeError::UnsupportedMediaType(_))
+        ));
+        let big = vec![0u8; MAX_ENVELOPE_BYTES + 1];
+        assert!(matches!(
+            parse(MEDIA_TYPE_COSE, &big),
+            Err(EnvelopeError::TooLarge { .. })
         ));
     }
 }

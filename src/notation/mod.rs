@@ -1,4 +1,5 @@
-//! Notary Project signatures (the format `notation` writes): the envelope ([`envelope`]), the
+//! Notary Project signatures (the format `notation` writes): the envelope ([`envelope`], JWS;
+//! [`cose`] over the bounded CBOR reader [`cbor`], read only), the
 //! certificate chain rules ([`chain`]), the trust store ([`truststore`]) and trust policy
 //! ([`policy`]) in notation's own files, and the verification core ([`verify`]). The write side:
 //! signing certificates ([`certgen`]) and envelopes with their signature manifests ([`sign`]). The format
@@ -6,8 +7,10 @@
 //! the reference. Nothing here fetches from a registry: discovery lives in
 //! [`crate::registry::referrers`], which feeds bytes in, as the DCT client does for [`crate::tuf`].
 
+pub mod cbor;
 pub mod certgen;
 pub mod chain;
+pub mod cose;
 pub mod envelope;
 pub mod policy;
 pub mod sign;
@@ -18,7 +21,7 @@ pub mod verify;
 pub const ARTIFACT_TYPE_SIGNATURE: &str = "application/vnd.cncf.notary.signature";
 /// Media type of a JWS JSON envelope (the signature manifest's one layer).
 pub const MEDIA_TYPE_JWS: &str = "application/jose+json";
-/// Media type of a COSE_Sign1 envelope. Recognised, not verified: see [`envelope::parse`].
+/// Media type of a COSE_Sign1 envelope (read and verified; [`cose`]).
 pub const MEDIA_TYPE_COSE: &str = "application/cose";
 /// The payload's content type (`cty`).
 pub const MEDIA_TYPE_PAYLOAD_V1: &str = "application/vnd.cncf.notary.payload.v1+json";
