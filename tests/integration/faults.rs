@@ -307,3 +307,181 @@ fn a_trust_cache_that_cannot_be_written_is_an_error_naming_the_directory() {
     );
     assert_eq!(std::fs::read(&blocked).unwrap(), b"not a directory");
 }
+
+/// A repository with `base` signed and `v2` pushed but not yet signed, and a fresh reader
+/// config for signing through a proxy.
+struct Unsigned {
+    env: TestEnv,
+    repo: String,
+    digest: String,
+    cfg: PathBuf,
+}
+
+fn unsigned_v2(prefix: &str) -> Unsigned {
+    let env = trust_env();
+    let repo = unique_repo(&stack().registry, prefix);
+    docker_push(&env, &format!("{repo}:base"), &format!("{prefix} base"));
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:base")])),
+        "sign base",
+    );
+    let (digest, _) = docker_push(&env, &format!("{repo}:v2"), &format!("{prefix} v2"));
+    let cfg = env.home.join(format!("cfg-{prefix}"));
+    std::fs::create_dir_all(&cfg).unwrap();
+    Unsigned {
+        env,
+        repo,
+        digest,
+        cfg,
+    }
+}
+
+impl Unsigned {
+    fn sign_via(&self, proxy: &Tamper) -> Output {
+        run(self
+            .env
+            .plugin()
+            .env("DOCKER_CONFIG", &self.cfg)
+            .env("DOCKER_CONTENT_TRUST_SERVER", proxy.url())
+            .args(["sign", &format!("{}:v2", self.repo)]))
+    }
+
+    /// What `notary lookup` says v2 is signed at, `None` when it is not signed.
+    fn live_v2(&self) -> Option<String> {
+        let out = notary(&self.env, &["list", &self.repo]);
+        assert_success(&out, "notary list");
+        let hex = self.digest.trim_start_matches("sha256:");
+        let line = stdout(&out)
+            .lines()
+            .find(|l| l.starts_with("v2 "))?
+            .to_string();
+        Some(if line.contains(hex) {
+            self.digest.clone()
+        } else {
+            line
+        })
+    }
+
+    /// The rerun signs, and a verify through the proxy sees v2 at its digest.
+    fn rerun_completes(&self, proxy: &Tamper, what: &str) {
+        proxy.clear();
+        assert_success(&self.sign_via(proxy), &format!("the rerun after {what}"));
+        let out = run(self
+            .env
+            .plugin()
+            .env("DOCKER_CONFIG", &self.cfg)
+            .env("DOCKER_CONTENT_TRUST_SERVER", proxy.url())
+            .args(["verify", &format!("{}:v2", self.repo)]));
+        assert_success(&out, &format!("verify after the rerun after {what}"));
+        assert_eq!(stdout(&out).trim(), self.digest, "{what}");
+        assert_eq!(self.live_v2().as_deref(), Some(self.digest.as_str()));
+    }
+}
+
+#[test]
+fn a_notary_server_dying_during_the_upload_says_it_may_not_be_applied_and_a_rerun_completes() {
+    let proxy = Tamper::start();
+    let u = unsigned_v2("during");
+    // The connection dies while the upload is in flight: the server never saw it.
+    proxy.on("POST", "/_trust/tuf/", Action::Reset);
+    let out = u.sign_via(&proxy);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("got no answer") && err.contains("may or may not have applied it"),
+        "the error does not say the upload's fate is unknown: {err}"
+    );
+    assert!(err.contains(&format!("verify {}:v2", u.repo)), "{err}");
+    assert!(!err.contains("Nothing was published"), "{err}");
+    assert!(
+        !stdout(&out).contains("Successfully signed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        u.live_v2(),
+        None,
+        "v2 was published by an upload that never arrived"
+    );
+    u.rerun_completes(&proxy, "a reset during the upload");
+}
+
+#[test]
+fn a_notary_server_dying_after_accepting_the_upload_never_says_not_published_and_a_rerun_reconciles()
+ {
+    let proxy = Tamper::start();
+    let u = unsigned_v2("after");
+    // The server applies the upload, then the answer is lost.
+    proxy.on("POST", "/_trust/tuf/", Action::ResetAfterForward);
+    let out = u.sign_via(&proxy);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("may or may not have applied it"),
+        "the error does not say the upload's fate is unknown: {err}"
+    );
+    assert!(!err.contains("Nothing was published"), "{err}");
+    assert!(!err.contains("not signed"), "{err}");
+    assert!(
+        !stdout(&out).contains("Successfully signed"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        u.live_v2().as_deref(),
+        Some(u.digest.as_str()),
+        "the server should have applied the upload"
+    );
+    u.rerun_completes(&proxy, "a lost answer to the upload");
+}
+
+#[test]
+fn a_notary_server_dying_after_the_upload_during_the_read_back_says_it_is_live() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let proxy = Tamper::start();
+    let u = unsigned_v2("readback");
+    // Everything after the (successful) upload is reset: the server is gone once it accepted.
+    let posted = Arc::new(AtomicBool::new(false));
+    let seen = posted.clone();
+    proxy.when(
+        move |method, _| {
+            if method == "POST" {
+                seen.store(true, Ordering::SeqCst);
+                return false;
+            }
+            seen.load(Ordering::SeqCst)
+        },
+        Action::Reset,
+    );
+    // A warm cache, so "before" is the verified state the publish started from.
+    let out = run(u
+        .env
+        .plugin()
+        .env("DOCKER_CONFIG", &u.cfg)
+        .env("DOCKER_CONTENT_TRUST_SERVER", proxy.url())
+        .args(["verify", &format!("{}:base", u.repo)]));
+    assert_success(&out, "warm the cache");
+    let before = cache_files(&u.cfg, &u.repo);
+    let out = u.sign_via(&proxy);
+    let err = stderr(&out);
+    assert!(posted.load(Ordering::SeqCst), "no upload was sent: {err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("the upload was accepted") && err.contains("v2"),
+        "the error does not say the change is live: {err}"
+    );
+    assert!(!err.contains("Nothing was published"), "{err}");
+    assert_eq!(u.live_v2().as_deref(), Some(u.digest.as_str()));
+    // The cache holds either what it held before or only verified data.
+    let during = cache_files(&u.cfg, &u.repo);
+    proxy.clear();
+    u.rerun_completes(&proxy, "a reset during the read-back");
+    let after = cache_files(&u.cfg, &u.repo);
+    for (name, bytes) in &during {
+        assert!(
+            before.get(name) == Some(bytes) || after.get(name) == Some(bytes),
+            "{name} in the cache is neither the old nor the new file"
+        );
+    }
+}

@@ -56,6 +56,9 @@ pub enum Action {
     Delay(Duration),
     /// Reset the connection (TCP RST) after reading the request.
     Reset,
+    /// Forward, then reset the connection instead of answering: the server acted on the
+    /// request, the client never learns it.
+    ResetAfterForward,
 }
 
 /// A request the proxy saw.
@@ -367,6 +370,13 @@ async fn serve(acceptor: TlsAcceptor, tcp: TcpStream, ctx: Arc<Ctx>) {
                 left -= k as u64;
             }
             let _ = tls.shutdown().await;
+        }
+        Action::ResetAfterForward => {
+            let _ = forward(&ctx, &req).await;
+            record(None);
+            let (tcp, _) = tls.into_inner();
+            let _ = socket_linger_zero(&tcp);
+            drop(tcp);
         }
         Action::Reset => {
             record(None);
