@@ -190,4 +190,4 @@ PY
 read -r failed p50 p99 max <<<"$load"
 echo "  failures: $failed of $LOAD_TOTAL (goal 0)$([ "$failed" -gt 0 ] && echo "; first errors: $(head -c 400 "$W/load-errors")")"
 echo "  latency: p50 $p50 ms, p99 $p99 ms, max $max ms"
-echo "  during the load: $(( $(stat entra_token) - e0 )) Entra call(s), $(( $(stat exchange) - x0 )) exchange(s), $(( $(stat token) - t0 )) token-endpoint call(s)"
+echo "  during the load: $(( $(stat entra_token) - e0 )) Entra call(s), $(( $(stat exchange) - x0 )) exchange(s), $(( $(stat token) - t0 )) token-endpoint call(s) (goal 0: access tokens are shared between processes through the keyring)"

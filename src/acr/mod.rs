@@ -126,9 +126,29 @@ fn entry_name(registry: &str) -> String {
 }
 
 fn cache_entry(registry: &str) -> Result<keyring_core::Entry, KeystoreError> {
+    keyring_entry(&entry_name(registry))
+}
+
+fn keyring_entry(name: &str) -> Result<keyring_core::Entry, KeystoreError> {
     keystore::ensure_store()?;
-    keyring_core::Entry::new(keystore::service(), &entry_name(registry))
-        .map_err(|e| keystore::map_error(&e))
+    keyring_core::Entry::new(keystore::service(), name).map_err(|e| keystore::map_error(&e))
+}
+
+/// The text of keyring entry `name`, if there is one and it can be read.
+fn read_entry(name: &str) -> Option<Zeroizing<String>> {
+    keyring_entry(name)
+        .and_then(|e| e.get_password().map_err(|e| keystore::map_error(&e)))
+        .ok()
+        .map(Zeroizing::new)
+}
+
+/// Deletes keyring entry `name`; whether there was one.
+fn delete_entry(name: &str) -> Result<bool, KeystoreError> {
+    match keyring_entry(name)?.delete_credential() {
+        Ok(()) => Ok(true),
+        Err(keyring_core::Error::NoEntry) => Ok(false),
+        Err(e) => Err(keystore::map_error(&e)),
+    }
 }
 
 /// The cache key of an identity selector (see [`entra::configured_selector`]): a hash, so the
@@ -139,10 +159,7 @@ fn cache_key(selector: &str) -> String {
 }
 
 fn load(registry: &str) -> RegistryCache {
-    let Ok(text) = cache_entry(registry).and_then(|e| match e.get_password() {
-        Ok(t) => Ok(Zeroizing::new(t)),
-        Err(e) => Err(keystore::map_error(&e)),
-    }) else {
+    let Some(text) = read_entry(&entry_name(registry)) else {
         return RegistryCache::default();
     };
     // A damaged entry is only a cache: start over (its content is never echoed).
@@ -194,12 +211,146 @@ fn store_refresh(registry: &str, key: &str, identity: &str, token: &Secret) {
     }
 }
 
-/// Forgets every cached refresh token of `registry`, whoever obtained it (logout).
+/// Forgets every cached refresh and access token of `registry`, whoever obtained it (logout).
 pub fn forget_refresh(registry: &str) -> Result<bool, KeystoreError> {
-    match cache_entry(registry)?.delete_credential() {
-        Ok(()) => Ok(true),
-        Err(keyring_core::Error::NoEntry) => Ok(false),
-        Err(e) => Err(keystore::map_error(&e)),
+    let refresh = delete_entry(&entry_name(registry))?;
+    let access = delete_entry(&access_entry_name(registry))?;
+    Ok(refresh || access)
+}
+
+/// Access tokens are used until this long before their `exp`: room for clock skew between
+/// this machine and the token service, and for the request the token goes on.
+const ACCESS_MARGIN_SECS: i64 = 60;
+
+/// Access tokens one registry's entry keeps; those expiring first go first.
+const MAX_CACHED_ACCESS: usize = 64;
+
+fn access_entry_name(registry: &str) -> String {
+    format!("acr-access:{registry}")
+}
+
+/// One registry's access tokens by [`auth::TokenStore`] key (a hash of identity and scope).
+#[derive(Default, Serialize, Deserialize)]
+struct AccessCache {
+    #[serde(default)]
+    tokens: BTreeMap<String, CachedAccess>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CachedAccess {
+    token: String,
+    exp: i64,
+}
+
+impl Drop for CachedAccess {
+    fn drop(&mut self) {
+        self.token.zeroize();
+    }
+}
+
+/// ACR access tokens shared between processes (issue #12 item 4): one keyring entry per login
+/// server, read once per process, so warm commands (50 verifies at once in CI) make no
+/// token-endpoint call. Keyed by identity and scope ([`auth::Authenticator::persist_tokens`]),
+/// used until [`ACCESS_MARGIN_SECS`] before the token's `exp`; a token without `exp` is not kept.
+/// Concurrent writers may lose each other's newest entry: that costs one token request later.
+pub struct AccessTokenCache {
+    registry: String,
+    loaded: std::sync::Mutex<Option<AccessCache>>,
+}
+
+impl AccessTokenCache {
+    /// The cache of `registry`'s access tokens.
+    pub fn new(registry: &str) -> Self {
+        AccessTokenCache {
+            registry: registry.to_string(),
+            loaded: std::sync::Mutex::new(None),
+        }
+    }
+
+    fn read(&self) -> AccessCache {
+        // A damaged entry is only a cache: start over (its content is never echoed).
+        read_entry(&access_entry_name(&self.registry))
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default()
+    }
+
+    /// Runs `f` on the entry as this process first read it.
+    fn with<T>(&self, f: impl FnOnce(&AccessCache) -> T) -> Option<T> {
+        let mut guard = self.loaded.lock().ok()?;
+        Some(f(guard.get_or_insert_with(|| self.read())))
+    }
+
+    /// Re-reads the entry (other processes may have added tokens since), lets `f` change it,
+    /// and writes it back when `f` says it changed.
+    fn update(&self, f: impl FnOnce(&mut AccessCache) -> bool) {
+        let Ok(mut guard) = self.loaded.lock() else {
+            return;
+        };
+        let cache = guard.insert(self.read());
+        if !f(cache) {
+            return;
+        }
+        let text = Zeroizing::new(serde_json::to_string(cache).unwrap_or_default());
+        let name = access_entry_name(&self.registry);
+        // A cache that cannot be written only costs a token request next time.
+        if let Err(e) = keyring_entry(&name)
+            .and_then(|e| e.set_password(&text).map_err(|e| keystore::map_error(&e)))
+        {
+            tracing::debug!("not caching ACR access tokens in {name}: {e}");
+        }
+    }
+}
+
+impl auth::TokenStore for AccessTokenCache {
+    fn load(&self, key: &str) -> Option<Secret> {
+        let now = now_secs();
+        let token = self.with(|c| {
+            c.tokens
+                .get(key)
+                .filter(|t| t.exp - ACCESS_MARGIN_SECS > now)
+                .map(|t| Secret::new(t.token.clone()))
+        })??;
+        tracing::debug!(
+            "using a cached ACR access token ({}, key {key})",
+            access_entry_name(&self.registry)
+        );
+        Some(token)
+    }
+
+    fn save(&self, key: &str, token: &Secret) {
+        let Some(exp) = exp_of(token.expose()) else {
+            return;
+        };
+        let now = now_secs();
+        if exp - ACCESS_MARGIN_SECS <= now {
+            return;
+        }
+        self.update(|c| {
+            c.tokens.retain(|_, t| t.exp - ACCESS_MARGIN_SECS > now);
+            c.tokens.insert(
+                key.to_string(),
+                CachedAccess {
+                    token: token.expose().to_string(),
+                    exp,
+                },
+            );
+            while c.tokens.len() > MAX_CACHED_ACCESS {
+                let Some(first) = c
+                    .tokens
+                    .iter()
+                    .min_by_key(|(_, t)| t.exp)
+                    .map(|(k, _)| k.clone())
+                else {
+                    break;
+                };
+                c.tokens.remove(&first);
+            }
+            true
+        });
+    }
+
+    fn forget(&self, key: &str) {
+        self.update(|c| c.tokens.remove(key).is_some());
     }
 }
 

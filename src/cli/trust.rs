@@ -171,7 +171,9 @@ impl TrustRepo {
         };
         let mut auth = Authenticator::new(credential);
         if acr {
-            auth = auth.refresh_token_only_to(&registry);
+            auth = auth
+                .refresh_token_only_to(&registry)
+                .persist_tokens(Box::new(acr::AccessTokenCache::new(host)));
         }
         let limits = Limits::default();
         let gun = image.gun();
@@ -271,7 +273,11 @@ impl TrustRepo {
         let base = registry::reachable_registry(&http, &self.registry).await;
         let mut auth = Authenticator::new(self.server.client.auth.credential().clone());
         if self.acr {
-            auth = auth.refresh_token_only_to(&self.registry);
+            auth = auth
+                .refresh_token_only_to(&self.registry)
+                .persist_tokens(Box::new(acr::AccessTokenCache::new(
+                    self.image.registry.as_str(),
+                )));
         }
         Ok((AuthedClient { http, auth }, base))
     }

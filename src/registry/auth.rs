@@ -4,7 +4,9 @@
 //! Credentials come from docker's configuration ([`Credential`]): a username and password go to
 //! the realm as Basic auth (GET), an identity token (an ACR refresh token) as the
 //! `refresh_token` grant (POST), a registry token is sent as the bearer itself. Tokens are kept
-//! in memory per scope and never logged.
+//! in memory per scope and never logged; with a [`TokenStore`] (ACR's keyring cache) they also
+//! outlive the process, so a warm command makes no token request at all. A stored token the
+//! server answers with 401 is forgotten and fetched anew.
 //!
 //! The realm comes from the server, so it is checked before any credential goes to it: never
 //! plain HTTP when the server itself was reached over HTTPS (a downgrade, loopback included),
@@ -151,12 +153,26 @@ impl Drop for TokenResponse {
     }
 }
 
+/// Where access tokens outlive the process, by an opaque key that stands for the identity and
+/// the scope (see [`Authenticator::persist_tokens`]). Implementations check expiry on load and
+/// treat every failure as a miss: it is only a cache.
+pub trait TokenStore: Send + Sync {
+    /// A still-valid token stored under `key`.
+    fn load(&self, key: &str) -> Option<Secret>;
+    /// Stores `token` under `key` until shortly before it expires.
+    fn save(&self, key: &str, token: &Secret);
+    /// Drops the token under `key` (the server refused it).
+    fn forget(&self, key: &str);
+}
+
 /// Adds credentials to requests for one host, answering challenges as they come.
 pub struct Authenticator {
     credential: Credential,
     tokens: Mutex<HashMap<String, Secret>>,
     /// The only token endpoint an identity token may go to (an ACR login server's).
     refresh_token_to: Option<Url>,
+    /// Tokens shared with later processes.
+    store: Option<Box<dyn TokenStore>>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -286,6 +302,48 @@ impl Authenticator {
             credential,
             tokens: Mutex::new(HashMap::new()),
             refresh_token_to: None,
+            store: None,
+        }
+    }
+
+    /// Keeps the tokens this credential gets in `store` as well, for later processes. Only a
+    /// refresh token or a password identifies who asks; other credentials keep tokens in memory.
+    pub fn persist_tokens(mut self, store: Box<dyn TokenStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The key of `scope`'s token in the store: a hash of the credential and the scope, so a
+    /// token is never used by another identity nor for another scope, and the store holds no
+    /// credential in clear. `None` when the credential does not identify anyone.
+    fn store_key(&self, scope: &str) -> Option<String> {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        match &self.credential {
+            Credential::IdentityToken { token, .. } => {
+                h.update(b"identity-token\0");
+                h.update(token.expose().as_bytes());
+            }
+            Credential::Basic { username, password } => {
+                h.update(b"basic\0");
+                h.update(username.as_bytes());
+                h.update(b"\0");
+                h.update(password.expose().as_bytes());
+            }
+            Credential::Anonymous | Credential::RegistryToken(_) => return None,
+        }
+        h.update(b"\0");
+        h.update(scope.as_bytes());
+        Some(hex::encode(&h.finalize()[..16]))
+    }
+
+    /// Forgets `scope`'s token here and in the store: the server refused it.
+    pub fn forget(&self, scope: &str) {
+        if let Ok(mut cache) = self.tokens.lock() {
+            cache.remove(scope);
+        }
+        if let (Some(store), Some(key)) = (&self.store, self.store_key(scope)) {
+            store.forget(&key);
         }
     }
 
@@ -332,14 +390,16 @@ impl Authenticator {
         Ok(url)
     }
 
-    /// The cached authorization for `scope`, if a challenge was answered before.
+    /// The cached authorization for `scope`, if a challenge was answered before, in this
+    /// process or (with a store) an earlier one.
     pub fn cached(&self, scope: &str) -> Option<Authorization> {
-        self.tokens
-            .lock()
-            .ok()?
-            .get(scope)
-            .cloned()
-            .map(Authorization::Bearer)
+        let mut cache = self.tokens.lock().ok()?;
+        if let Some(t) = cache.get(scope) {
+            return Some(Authorization::Bearer(t.clone()));
+        }
+        let token = self.store.as_ref()?.load(&self.store_key(scope)?)?;
+        cache.insert(scope.to_string(), token.clone());
+        Some(Authorization::Bearer(token))
     }
 
     /// Seeds the token for `scope`, e.g. one already fetched to check its permissions.
@@ -418,6 +478,9 @@ impl Authenticator {
         };
         if let Ok(mut cache) = self.tokens.lock() {
             cache.insert(scope.to_string(), token.clone());
+        }
+        if let (Some(store), Some(key)) = (&self.store, self.store_key(scope)) {
+            store.save(&key, &token);
         }
         Ok(Authorization::Bearer(token))
     }

@@ -189,15 +189,21 @@ impl AuthedClient {
         scope: &str,
         make: impl Fn(&reqwest::Client) -> reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, HttpError> {
+        let mut sent_cached = false;
         let first = {
             let mut req = make(&self.http);
             if let Some(a) = self.auth.cached(scope) {
                 req = req.header(reqwest::header::AUTHORIZATION, a.header_value());
+                sent_cached = true;
             }
             self.execute(req).await?
         };
         if first.status() != reqwest::StatusCode::UNAUTHORIZED {
             return Ok(first);
+        }
+        if sent_cached {
+            // Expired early, revoked, or from another server: never offer it again.
+            self.auth.forget(scope);
         }
         let Some(challenge) = first
             .headers()

@@ -211,3 +211,165 @@ fn readers_during_a_publish_see_the_old_or_the_new_digest_and_the_cache_stays_va
     assert_success(&out, "notary lookup");
     assert!(stdout(&out).contains(new.trim_start_matches("sha256:")));
 }
+
+/// `(entra_token, exchange, token)` calls an emulator counted so far.
+fn token_calls(em: &crate::acr_stack::Emulator) -> [u64; 3] {
+    let s = em.stats();
+    ["entra_token", "exchange", "token"].map(|k| s[k].as_u64().unwrap_or_else(|| panic!("{s}")))
+}
+
+fn delta(before: [u64; 3], after: [u64; 3]) -> [u64; 3] {
+    [0, 1, 2].map(|i| after[i] - before[i])
+}
+
+/// Issue #12 item 4: with a warm token cache, verifies in separate processes make no
+/// token-endpoint call at all: the access tokens the first verify got (notary GUN and registry
+/// repository scopes) are reused from the keyring until shortly before they expire.
+#[test]
+fn warm_verifies_in_parallel_processes_make_no_token_endpoint_call() {
+    use crate::acr_e2e::{env_on, signed_image_on};
+    use crate::acr_stack::{Name, start_emulator};
+    // An emulator of this test's own, so no other test's requests are counted.
+    let em = start_emulator(serde_json::json!({}), Name::Own);
+    let reference = signed_image_on(&em.host, "tokcache");
+    let env = env_on(&em.host, "reader");
+    let verify = || run(env.plugin().args(["verify", &reference]));
+
+    let start = token_calls(&em);
+    let out = verify();
+    assert_success(&out, "the cold verify");
+    let digest = stdout(&out).trim().to_string();
+    let cold = delta(start, token_calls(&em));
+    assert_eq!(cold[0], 1, "one Entra sign-in: {cold:?}");
+    assert!(
+        cold[2] <= 2,
+        "the cold verify asks one token per scope (GUN, repository): {cold:?}"
+    );
+
+    const TOTAL: usize = 24;
+    const AT_ONCE: usize = 8;
+    let warm_start = token_calls(&em);
+    for batch in 0..TOTAL / AT_ONCE {
+        let children: Vec<Child> = (0..AT_ONCE)
+            .map(|_| {
+                env.plugin()
+                    .args(["verify", &reference])
+                    .stdout(Stdio::piped())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for c in children {
+            let out = wait_output(c, Duration::from_secs(120));
+            assert_success(&out, &format!("a warm verify of batch {batch}"));
+            assert_eq!(stdout(&out).trim(), digest);
+        }
+    }
+    let warm = delta(warm_start, token_calls(&em));
+    assert_eq!(
+        warm,
+        [0, 0, 0],
+        "{TOTAL} warm verifies made (Entra, exchange, token) calls {warm:?}; expected none"
+    );
+}
+
+/// A stored access token the server refuses (revoked, or expired early) is dropped and fetched
+/// anew: the verify succeeds, and the next one uses the new token.
+#[test]
+fn a_stored_access_token_the_server_refuses_is_replaced_and_the_verify_succeeds() {
+    use crate::acr_e2e::{env_on, signed_image_on};
+    use crate::acr_stack::{Name, start_emulator};
+    let em = start_emulator(serde_json::json!({}), Name::Own);
+    let reference = signed_image_on(&em.host, "tokbad");
+    let env = env_on(&em.host, "reader");
+    let out = run(env.plugin().args(["-D", "verify", &reference]));
+    assert_success(&out, "the cold verify");
+    let digest = stdout(&out).trim().to_string();
+    let warm = run(env.plugin().args(["-D", "verify", &reference]));
+    assert_success(&warm, "the warm verify");
+    let keys: Vec<String> = stderr(&warm)
+        .lines()
+        .filter_map(|l| l.split("using a cached ACR access token (").nth(1))
+        .filter_map(|rest| rest.split(", key ").nth(1))
+        .map(|k| k.trim_end_matches(')').to_string())
+        .collect();
+    assert_eq!(keys.len(), 2, "{}", stderr(&warm));
+
+    // Replace both with tokens that look valid for an hour but that no server accepts.
+    let service = env_service(&env);
+    let entry = format!("acr-access:{}", em.host);
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 3600;
+    let forged = format!(
+        "eyJhbGciOiJub25lIn0.{}.",
+        base64_url(&format!(r#"{{"exp":{exp}}}"#))
+    );
+    let tokens: Vec<String> = keys
+        .iter()
+        .map(|k| format!(r#""{k}":{{"token":"{forged}","exp":{exp}}}"#))
+        .collect();
+    secret_tool_store(
+        &env,
+        &service,
+        &entry,
+        &format!(r#"{{"tokens":{{{}}}}}"#, tokens.join(",")),
+    );
+
+    let before = token_calls(&em);
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_success(&out, "the verify with refused stored tokens");
+    assert_eq!(stdout(&out).trim(), digest);
+    let refetched = delta(before, token_calls(&em));
+    assert_eq!(
+        refetched[2], 2,
+        "one new token per refused scope: {refetched:?}"
+    );
+    let before = token_calls(&em);
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_success(&out, "the verify after the replacement");
+    assert_eq!(delta(before, token_calls(&em)), [0, 0, 0]);
+}
+
+/// The keyring service name the environment's commands use.
+fn env_service(env: &TestEnv) -> String {
+    let out = run(env
+        .cmd("sh")
+        .args(["-c", "printf %s \"$TRUSTACR_KEYRING_SERVICE\""]));
+    let s = stdout(&out);
+    assert!(!s.is_empty(), "the environment sets no keyring service");
+    s
+}
+
+fn base64_url(text: &str) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(text)
+}
+
+/// Writes `value` into keyring entry (`service`, `username`) with secret-tool.
+fn secret_tool_store(env: &TestEnv, service: &str, username: &str, value: &str) {
+    use std::io::Write;
+    let mut child = env
+        .cmd("secret-tool")
+        .args([
+            "store",
+            "--label=test",
+            "service",
+            service,
+            "username",
+            username,
+        ])
+        .stdin(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(value.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success(), "secret-tool store");
+}
