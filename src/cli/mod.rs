@@ -6,6 +6,7 @@ mod info;
 mod inspect;
 mod key;
 mod login;
+mod man;
 mod migrate;
 mod notation;
 mod policy;
@@ -97,6 +98,9 @@ enum Command {
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
+    /// Write the manual pages, generated from this command line.
+    #[command(hide = true)]
+    Man(man::ManArgs),
 }
 
 /// Output format of commands that report.
@@ -455,6 +459,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Signer(args) => args.run(&ctx).await,
             Command::Migrate(args) => args.run(&ctx).await,
             Command::Completion { shell } => completion(shell),
+            Command::Man(args) => args.run(Cli::command()),
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.

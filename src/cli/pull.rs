@@ -5,6 +5,8 @@
 use super::trust::TrustRepo;
 use super::verify::{SignaturePolicy, settings_policy, verify_tag};
 use super::{Context, Error, cancellable};
+use crate::engine::EngineError;
+use crate::engine::platform::Platform;
 use crate::engine::progress::Progress;
 use crate::notary::client::{ClientError, VerifiedDigest};
 use crate::reference::ImageRef;
@@ -23,6 +25,14 @@ pub struct PullArgs {
     /// setting in trustacr.json, else every kind the repository has).
     #[arg(long, value_enum)]
     policy: Option<SignaturePolicy>,
+    /// Pull the image for this platform (os/arch[/variant], e.g. linux/arm64) from a signed
+    /// multi-platform index; the image the engine pulls must be that platform.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]")]
+    platform: Option<Platform>,
+    /// Print only the verified digest of each tag pulled (no progress); errors still go to
+    /// stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 impl PullArgs {
@@ -35,7 +45,7 @@ impl PullArgs {
             ));
         }
         if image.tag.is_none() && !self.all_tags {
-            println!("Using default tag: latest");
+            self.say("Using default tag: latest");
             image.tag = Some("latest".into());
         }
         let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
@@ -47,7 +57,11 @@ impl PullArgs {
         let targets: Vec<(String, VerifiedDigest)> = match &image.tag {
             Some(tag) => {
                 let (found, kinds, _) = verify_tag(ctx, &t, tag, policy).await?;
-                println!("Verified {}:{tag}: {}", image.gun(), kinds.join(", "));
+                self.say(&format!(
+                    "Verified {}:{tag}: {}",
+                    image.gun(),
+                    kinds.join(", ")
+                ));
                 vec![(tag.clone(), found)]
             }
             None => {
@@ -78,11 +92,21 @@ impl PullArgs {
             let digest = target.digest();
             let reference = format!("{name}:{tag}");
             let by_digest = format!("{name}@{digest}");
-            println!("Pull ({} of {n}): {reference}@{digest}", i + 1);
-            let mut progress = Progress::stdout();
+            self.say(&format!("Pull ({} of {n}): {reference}@{digest}", i + 1));
+            let mut progress = if self.quiet {
+                Progress::silent()
+            } else {
+                Progress::stdout()
+            };
             let reported = cancellable(&ctx.cancel, async {
                 Ok(engine
-                    .pull_by_digest(&name, target, creds.clone(), &mut progress)
+                    .pull_by_digest(
+                        &name,
+                        target,
+                        self.platform.as_ref(),
+                        creds.clone(),
+                        &mut progress,
+                    )
                     .await?)
             })
             .await?;
@@ -95,21 +119,50 @@ impl PullArgs {
                     reported: r,
                 });
             }
-            let digests = engine.repo_digests(&by_digest).await?;
-            if !digests.iter().any(|d| d == &by_digest) {
+            let local = engine.inspect(&by_digest).await?;
+            if !local.repo_digests.iter().any(|d| d == &by_digest) {
                 return Err(Error::DigestMismatch {
                     reference,
                     verified: digest,
-                    reported: digests.join(", "),
+                    reported: local.repo_digests.join(", "),
                 });
             }
-            eprintln!("Tagging {by_digest} as {reference}");
-            engine.tag(&by_digest, &name, tag).await?;
+            // For a signed index the engine picks the platform's manifest; the index pins it by
+            // digest, but whether it is the platform asked for is only in the image's config.
+            // An index without that platform, or an engine that falls back to another one,
+            // must not end up tagged.
+            if let Some(p) = &self.platform
+                && !p.matches(&local.os, &local.architecture, local.variant.as_deref())
+            {
+                return Err(EngineError::PlatformMismatch {
+                    reference: by_digest,
+                    wanted: p.to_string(),
+                    got: local.platform(),
+                }
+                .into());
+            }
+            if !self.quiet {
+                eprintln!("Tagging {by_digest} as {reference}");
+            }
+            // By id: the image checked above, whatever `name@digest` names by now.
+            engine.tag(&local.id, &name, tag).await?;
+            if self.quiet {
+                println!("{digest}");
+            }
             if let Some((client, base)) = &registry {
-                note_moved_tag(client, base, &image, tag, &digest).await;
+                note_moved_tag(client, base, &image, tag, &digest, self.quiet).await;
             }
         }
         Ok(())
+    }
+}
+
+impl PullArgs {
+    /// A progress line, left out with `--quiet`.
+    fn say(&self, line: &str) {
+        if !self.quiet {
+            println!("{line}");
+        }
     }
 }
 
@@ -121,14 +174,21 @@ async fn note_moved_tag(
     image: &ImageRef,
     tag: &str,
     signed: &str,
+    quiet: bool,
 ) {
     if let Ok(current) = manifest_ref(client, base, &image.repository, tag).await
         && current.digest != signed
     {
-        println!(
+        let note = format!(
             "Note: {}:{tag} in the registry now points to {}, which is not signed; pulled the signed {signed}",
             image.gun(),
             current.digest
         );
+        // `--quiet`'s stdout is the digests alone.
+        if quiet {
+            eprintln!("{note}");
+        } else {
+            println!("{note}");
+        }
     }
 }

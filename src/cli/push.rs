@@ -4,7 +4,7 @@
 //! with the command that finishes the job, and a non-zero exit.
 
 use super::notation::NotationError;
-use super::sign::{manifest_meta, publish_changes};
+use super::sign::{manifest_meta, publish_changes, publish_quietly};
 use super::trust::{Settings, TrustRepo};
 use super::{Context, Error, cancellable};
 use crate::engine::progress::Progress;
@@ -26,6 +26,9 @@ pub struct PushArgs {
     /// The Notary Project key to sign with; needed only when the keyring holds several.
     #[arg(long, value_name = "NAME")]
     notation_key: Option<String>,
+    /// Print only the pushed and signed digest (no progress); errors still go to stderr.
+    #[arg(short, long)]
+    quiet: bool,
 }
 
 /// Which signatures `push` writes.
@@ -76,7 +79,11 @@ impl PushArgs {
         }
         let engine = t.engine(ctx)?;
         let creds = t.engine_credentials();
-        let mut progress = Progress::stdout();
+        let mut progress = if self.quiet {
+            Progress::silent()
+        } else {
+            Progress::stdout()
+        };
         let pushed = cancellable(&ctx.cancel, async {
             Ok(engine
                 .push(&image.gun(), &tag, creds, &mut progress)
@@ -92,17 +99,29 @@ impl PushArgs {
                     cause: Box::new(e),
                 });
             }
-            println!(
-                "Successfully signed {image} with a Notary Project signature by key {}",
-                signer.name
-            );
+            if !self.quiet {
+                println!(
+                    "Successfully signed {image} with a Notary Project signature by key {}",
+                    signer.name
+                );
+            }
             if with == SignWith::Notation {
+                self.print_quiet(&pushed);
                 return Ok(());
             }
         }
         let change = Change::add(tag.clone(), manifest_meta(&pushed.sha256, pushed.size));
         // Not wrapped in `cancellable`: the publish reports what is live when cancelled.
-        match publish_changes(ctx, &t, &[change]).await {
+        let published = if self.quiet {
+            publish_quietly(ctx, &t, &[change]).await.map(drop)
+        } else {
+            publish_changes(ctx, &t, &[change]).await
+        };
+        match published {
+            Ok(()) if self.quiet => {
+                self.print_quiet(&pushed);
+                Ok(())
+            }
             Ok(()) => {
                 println!("Successfully signed {image}");
                 Ok(())
@@ -114,6 +133,16 @@ impl PushArgs {
                 digest: pushed.digest,
                 cause: Box::new(e),
             }),
+        }
+    }
+}
+
+impl PushArgs {
+    /// `--quiet`'s one line, printed only once everything is signed: a script reading it may
+    /// rely on the digest being signed.
+    fn print_quiet(&self, pushed: &crate::engine::Pushed) {
+        if self.quiet {
+            println!("{}", pushed.digest);
         }
     }
 }

@@ -3,7 +3,10 @@
 //! This module owns the connection, push, pull and tag. It never talks to registries itself:
 //! the engine does that with the credentials we hand it.
 
+pub mod platform;
 pub mod progress;
+mod raw;
+pub mod stream;
 
 use std::time::Duration;
 
@@ -76,6 +79,18 @@ pub enum EngineError {
         /// The engine's message.
         message: String,
     },
+    /// The image the engine pulled for a signed digest is not the platform asked for.
+    #[error(
+        "{reference}: asked for {wanted}, but the image the engine pulled is {got}; it was not tagged. Check that the signed image exists for {wanted} (docker manifest inspect), or pull without --platform"
+    )]
+    PlatformMismatch {
+        /// image@digest
+        reference: String,
+        /// What --platform asked for.
+        wanted: String,
+        /// What the engine's image is.
+        got: String,
+    },
     /// The engine did not answer or answered with an error.
     #[error(
         "cannot reach the Docker engine at {host}: {source}. Is dockerd running and is this the right endpoint (-H/--host, --context, DOCKER_HOST)?"
@@ -94,6 +109,10 @@ pub enum EngineError {
 pub struct Engine {
     docker: Docker,
     host: String,
+    /// Where pushes are sent directly (unix socket or plain TCP), to read the layer ids;
+    /// `None` (TLS, named pipes) pushes through bollard, without them.
+    raw: Option<raw::Target>,
+    timeout: Duration,
 }
 
 /// What the engine says about itself.
@@ -151,7 +170,20 @@ impl Engine {
             source,
         })?
         .with_request_modifier(fix_registry_auth_encoding);
-        Ok(Engine { docker, host })
+        let raw = match (&endpoint.tls, unix_socket_path(&host)) {
+            (_, Some(path)) => Some(raw::Target::Unix(path.to_path_buf())),
+            (None, None) => ["tcp://", "http://"]
+                .iter()
+                .find_map(|p| host.strip_prefix(p))
+                .map(|addr| raw::Target::Tcp(addr.trim_end_matches('/').to_string())),
+            (Some(_), None) => None,
+        };
+        Ok(Engine {
+            docker,
+            host,
+            raw,
+            timeout,
+        })
     }
 
     /// The endpoint this client talks to.
@@ -222,6 +254,31 @@ pub fn engine_credentials(credential: &Credential, registry: &str) -> Option<Doc
     }
 }
 
+/// A local image, as far as pull checks it.
+#[derive(Debug, Clone)]
+pub struct LocalImage {
+    /// The engine's image id (`sha256:…`).
+    pub id: String,
+    /// `name@digest` for each registry digest the engine pulled it by.
+    pub repo_digests: Vec<String>,
+    /// From its configuration.
+    pub os: String,
+    /// From its configuration.
+    pub architecture: String,
+    /// From its configuration.
+    pub variant: Option<String>,
+}
+
+impl LocalImage {
+    /// `os/arch[/variant]`.
+    pub fn platform(&self) -> String {
+        match &self.variant {
+            Some(v) if !v.is_empty() => format!("{}/{}/{v}", self.os, self.architecture),
+            _ => format!("{}/{}", self.os, self.architecture),
+        }
+    }
+}
+
 /// What a push reported for the tag: the manifest digest and size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pushed {
@@ -260,6 +317,22 @@ impl Engine {
         progress: &mut Progress,
     ) -> Result<Pushed, EngineError> {
         let reference = format!("{name}:{tag}");
+        if let Some(target) = &self.raw {
+            let pushed = raw::push(
+                target,
+                self.timeout,
+                name,
+                tag,
+                credentials.as_ref(),
+                progress,
+            )
+            .await
+            .map_err(|message| EngineError::Push {
+                reference: reference.clone(),
+                message,
+            })?;
+            return pushed.ok_or(EngineError::NoDigest { reference });
+        }
         let options = bollard::query_parameters::PushImageOptionsBuilder::default()
             .tag(tag)
             .build();
@@ -290,15 +363,19 @@ impl Engine {
         &self,
         name: &str,
         verified: &VerifiedDigest,
+        platform: Option<&platform::Platform>,
         credentials: Option<DockerCredentials>,
         progress: &mut Progress,
     ) -> Result<Option<String>, EngineError> {
         let digest = verified.digest();
         let reference = format!("{name}@{digest}");
-        let options = bollard::query_parameters::CreateImageOptionsBuilder::default()
+        let mut options = bollard::query_parameters::CreateImageOptionsBuilder::default()
             .from_image(name)
-            .tag(&digest)
-            .build();
+            .tag(&digest);
+        if let Some(p) = platform {
+            options = options.platform(&p.to_string());
+        }
+        let options = options.build();
         let mut stream = self.docker.create_image(Some(options), None, credentials);
         let mut reported = None;
         while let Some(item) = stream.next().await {
@@ -320,8 +397,8 @@ impl Engine {
         Ok(reported)
     }
 
-    /// The `RepoDigests` of a local image.
-    pub async fn repo_digests(&self, image: &str) -> Result<Vec<String>, EngineError> {
+    /// What the engine holds locally as `image`.
+    pub async fn inspect(&self, image: &str) -> Result<LocalImage, EngineError> {
         let inspect = self
             .docker
             .inspect_image(image)
@@ -330,7 +407,13 @@ impl Engine {
                 reference: image.to_string(),
                 message: engine_message(&e),
             })?;
-        Ok(inspect.repo_digests.unwrap_or_default())
+        Ok(LocalImage {
+            id: inspect.id.unwrap_or_default(),
+            repo_digests: inspect.repo_digests.unwrap_or_default(),
+            os: inspect.os.unwrap_or_default(),
+            architecture: inspect.architecture.unwrap_or_default(),
+            variant: inspect.variant,
+        })
     }
 
     /// Tags `source` as `repo:tag`.

@@ -1,5 +1,6 @@
 //! The engine's JSON progress stream, shown as docker shows it: one line per layer that updates
-//! in place on a terminal, and plain lines (each status once) when output is a pipe or a file.
+//! in place on a terminal, with its bytes; plain lines (each status once, no byte counts) when
+//! output is a pipe or a file.
 
 use std::collections::HashMap;
 use std::io::Write;
@@ -7,6 +8,8 @@ use std::io::Write;
 /// Renders progress messages.
 pub struct Progress {
     tty: bool,
+    /// `--quiet`: nothing is shown.
+    silent: bool,
     /// Line index of each layer id on screen, in order of appearance.
     lines: HashMap<String, usize>,
     count: usize,
@@ -18,6 +21,7 @@ impl Progress {
     pub fn new(tty: bool) -> Self {
         Progress {
             tty,
+            silent: false,
             lines: HashMap::new(),
             count: 0,
             last: HashMap::new(),
@@ -30,6 +34,14 @@ impl Progress {
         Progress::new(std::io::stdout().is_terminal())
     }
 
+    /// A renderer that shows nothing (`--quiet`).
+    pub fn silent() -> Self {
+        Progress {
+            silent: true,
+            ..Progress::new(false)
+        }
+    }
+
     /// Shows one message: `id` is the layer (if any), `status` the text, and `current`/`total`
     /// the bytes done so far.
     pub fn update(
@@ -39,8 +51,18 @@ impl Progress {
         current: Option<i64>,
         total: Option<i64>,
     ) {
+        if self.silent {
+            return;
+        }
         let mut out = std::io::stdout().lock();
+        let in_flight = matches!((current, total), (Some(_), Some(t)) if t > 0);
+        if in_flight && !self.tty {
+            // As docker: bytes in flight are for terminals; a log gets each layer's steps.
+            return;
+        }
         let bar = match (current, total) {
+            // The engine reports a total below the bytes sent for tiny layers: show the bytes.
+            (Some(c), Some(t)) if c > t && self.tty => format!(" {}", human(c)),
             (Some(c), Some(t)) if t > 0 && self.tty => {
                 let done = ((c.min(t) * 50) / t) as usize;
                 format!(

@@ -10,6 +10,7 @@ mod acr_e2e;
 mod acr_stack;
 mod attacks_wire;
 mod cancel;
+mod cli_conventions;
 mod concurrency;
 mod conventions;
 mod doctor;
