@@ -56,9 +56,24 @@ pub fn request() -> Result<Duration, InvalidTimeout> {
     Ok(seconds(REQUEST_ENV)?.unwrap_or(DEFAULT_REQUEST))
 }
 
-/// [`COMMAND_ENV`], if set.
+/// [`COMMAND_ENV`], if set. The first call marks the start of the command, from which
+/// [`remaining`] counts; the command's entry point makes it before anything else.
 pub fn command() -> Result<Option<Duration>, InvalidTimeout> {
+    started();
     seconds(COMMAND_ENV)
+}
+
+fn started() -> std::time::Instant {
+    static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *STARTED.get_or_init(std::time::Instant::now)
+}
+
+/// What is left of the whole-command timeout, `None` without one (or when it does not parse;
+/// the entry point has refused that already). A wait that would outlast it is not worth
+/// starting: the command would be cancelled in the middle of it.
+pub fn remaining() -> Option<Duration> {
+    let limit = seconds(COMMAND_ENV).ok()??;
+    Some(limit.saturating_sub(started().elapsed()))
 }
 
 #[cfg(test)]

@@ -6,10 +6,12 @@
 //! - A Bearer challenge written with quoted, backslash-escaped values (RFC 7235) parses back to
 //!   exactly those values, whatever they hold (commas, quotes, `=`, Unicode): the input is split
 //!   on NUL into realm, service and scope.
+//! - `Retry-After` parsing (`parse_retry_after`), which reads the same servers' answers, never
+//!   panics either, huge and hostile dates included.
 
 #![no_main]
 
-use docker_trustacr::registry::auth::{Challenge, parse_challenge};
+use docker_trustacr::registry::auth::{Challenge, parse_challenge, parse_retry_after};
 use libfuzzer_sys::fuzz_target;
 
 fn quoted(v: &str) -> String {
@@ -29,6 +31,7 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let _ = parse_challenge(text);
+    let _ = parse_retry_after(text, std::time::SystemTime::now());
     let mut parts = text.splitn(3, '\0');
     let (realm, service, scope) = (
         parts.next().unwrap_or(""),

@@ -82,6 +82,9 @@ pub enum AcrError {
     /// The keyring cache failed.
     #[error(transparent)]
     Keystore(#[from] KeystoreError),
+    /// The token service kept throttling (429/503) beyond what this command waits.
+    #[error(transparent)]
+    Throttled(AuthError),
 }
 
 fn now_secs() -> i64 {
@@ -383,12 +386,13 @@ async fn post_form(
         registry: registry.to_string(),
         reason,
     };
-    let resp = http
-        .post(url)
-        .form(form)
-        .send()
+    let shown = crate::registry::redact(&url);
+    let resp = auth::send_token_request(&shown, || http.post(url.clone()).form(form))
         .await
-        .map_err(|e| unreachable(crate::registry::describe(e)))?;
+        .map_err(|e| match e {
+            AuthError::Unreachable { reason, .. } => unreachable(reason),
+            other => AcrError::Throttled(other),
+        })?;
     if !resp.status().is_success() {
         let (status, detail) = error_detail(resp).await;
         return Ok(Answer::Refused(status, detail));
@@ -517,6 +521,7 @@ pub async fn access_token(
                 registry: registry.to_string(),
                 reason: "the token service answered without an access token".into(),
             },
+            throttled @ AuthError::Throttled { .. } => AcrError::Throttled(throttled),
             other => AcrError::Unreachable {
                 registry: registry.to_string(),
                 reason: other.to_string(),

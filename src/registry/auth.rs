@@ -14,6 +14,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::Duration;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -136,6 +137,155 @@ pub enum AuthError {
         /// Token endpoint.
         realm: String,
     },
+    /// Still throttled (429) or unavailable (503) after the waits it asked for, or it asked
+    /// for a wait longer than this command waits.
+    #[error("the token service at {realm} answered {status} ({}) {}", status_text(*.status), throttled_advice(.retry_after.as_ref(), *.attempts, *.stop))]
+    Throttled {
+        /// Token endpoint.
+        realm: String,
+        /// 429 or 503.
+        status: u16,
+        /// What its last `Retry-After` asked for, if anything readable.
+        retry_after: Option<Duration>,
+        /// Requests sent.
+        attempts: u32,
+        /// Why no further request was sent.
+        stop: ThrottleStop,
+    },
+}
+
+/// Why a throttled token request was given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ThrottleStop {
+    /// [`MAX_TOKEN_ATTEMPTS`] requests were sent.
+    Attempts,
+    /// The service asked for more than [`MAX_RETRY_WAIT`], or for nothing readable.
+    TooLong,
+    /// The wait would end after the whole-command timeout.
+    Deadline,
+}
+
+fn status_text(status: u16) -> &'static str {
+    if status == 429 {
+        "too many requests"
+    } else {
+        "service unavailable"
+    }
+}
+
+fn throttled_advice(retry_after: Option<&Duration>, attempts: u32, stop: ThrottleStop) -> String {
+    let tries = if attempts > 1 {
+        format!("to each of {attempts} requests")
+    } else {
+        "to the request".to_string()
+    };
+    let Some(d) = retry_after else {
+        return format!("{tries} without saying when to retry (no Retry-After); try again later");
+    };
+    let secs = d.as_secs();
+    match stop {
+        ThrottleStop::Attempts => {
+            format!("{tries}, the last asking to retry in {secs} s (Retry-After); try again then")
+        }
+        ThrottleStop::TooLong => format!(
+            "{tries} and asks to retry in {secs} s (Retry-After), longer than docker trustacr waits ({} s); try again in {secs} s",
+            MAX_RETRY_WAIT.as_secs()
+        ),
+        ThrottleStop::Deadline => format!(
+            "{tries} and asks to retry in {secs} s (Retry-After), after the command's {} ends; try again in {secs} s, or raise {}",
+            crate::timeouts::COMMAND_ENV,
+            crate::timeouts::COMMAND_ENV
+        ),
+    }
+}
+
+/// The longest `Retry-After` a token request waits for; a longer one fails at once, naming it.
+pub const MAX_RETRY_WAIT: Duration = Duration::from_secs(10);
+
+/// Token requests sent at most, the first included, while the service answers 429 or 503.
+pub const MAX_TOKEN_ATTEMPTS: u32 = 4;
+
+/// The wait after a 429 that gives no `Retry-After`.
+const DEFAULT_THROTTLE_WAIT: Duration = Duration::from_secs(1);
+
+/// A `Retry-After` value (RFC 9110 §10.2.3): whole seconds, or an HTTP-date (IMF-fixdate, the
+/// form servers must send) counted from `now`; a date in the past means now. Anything else, a
+/// negative or fractional number included, is `None`. Huge values saturate; the caller caps.
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let v = value.trim();
+    if !v.is_empty() && v.bytes().all(|b| b.is_ascii_digit()) {
+        // Digits only: too many for u64 is still "a very long time".
+        return Some(Duration::from_secs(v.parse::<u64>().unwrap_or(u64::MAX)));
+    }
+    let date = time::PrimitiveDateTime::parse(v, HTTP_DATE)
+        .ok()?
+        .assume_utc();
+    let at = std::time::SystemTime::UNIX_EPOCH.checked_add(Duration::from_secs(
+        u64::try_from(date.unix_timestamp()).ok()?,
+    ))?;
+    Some(at.duration_since(now).unwrap_or(Duration::ZERO))
+}
+
+/// IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
+const HTTP_DATE: &[time::format_description::BorrowedFormatItem<'static>] = time::macros::format_description!(
+    "[weekday repr:short], [day] [month repr:short] [year] [hour]:[minute]:[second] GMT"
+);
+
+/// Sends a token request built by `make`, waiting out a 429 (or a 503 that says when to come
+/// back) as long as the service asks for at most [`MAX_RETRY_WAIT`], the wait ends before the
+/// whole-command timeout, and fewer than [`MAX_TOKEN_ATTEMPTS`] requests were sent. Other
+/// answers are returned as they are.
+pub async fn send_token_request(
+    realm: &str,
+    make: impl Fn() -> reqwest::RequestBuilder,
+) -> Result<reqwest::Response, AuthError> {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let resp = make().send().await.map_err(|e| AuthError::Unreachable {
+            realm: realm.to_string(),
+            reason: super::describe(e),
+        })?;
+        let status = resp.status().as_u16();
+        if status != 429 && status != 503 {
+            return Ok(resp);
+        }
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now()));
+        let wait = match (status, retry_after) {
+            (_, Some(d)) => Some(d),
+            (429, None) => Some(DEFAULT_THROTTLE_WAIT),
+            // A 503 without Retry-After is an outage, not a queue: report it as it is.
+            _ => return Ok(resp),
+        };
+        let stop = match wait {
+            _ if attempts >= MAX_TOKEN_ATTEMPTS => Some(ThrottleStop::Attempts),
+            Some(d) if d > MAX_RETRY_WAIT => Some(ThrottleStop::TooLong),
+            Some(d) if crate::timeouts::remaining().is_some_and(|left| d >= left) => {
+                Some(ThrottleStop::Deadline)
+            }
+            Some(_) => None,
+            None => Some(ThrottleStop::TooLong),
+        };
+        if let Some(stop) = stop {
+            return Err(AuthError::Throttled {
+                realm: realm.to_string(),
+                status,
+                retry_after,
+                attempts,
+                stop,
+            });
+        }
+        let d = wait.unwrap_or(DEFAULT_THROTTLE_WAIT);
+        tracing::info!(
+            "the token service at {realm} answered {status}; retrying in {} ms as it asks",
+            d.as_millis()
+        );
+        tokio::time::sleep(d).await;
+    }
 }
 
 #[derive(Deserialize)]
@@ -248,19 +398,15 @@ pub async fn refresh_grant(
         form.append_pair("client_id", CLIENT_ID);
         Zeroizing::new(form.finish())
     };
-    let resp = http
-        .post(realm.clone())
-        .header(
-            reqwest::header::CONTENT_TYPE,
-            "application/x-www-form-urlencoded",
-        )
-        .body(body.as_bytes().to_vec())
-        .send()
-        .await
-        .map_err(|e| AuthError::Unreachable {
-            realm: realm_text.clone(),
-            reason: super::describe(e),
-        })?;
+    let resp = send_token_request(&realm_text, || {
+        http.post(realm.clone())
+            .header(
+                reqwest::header::CONTENT_TYPE,
+                "application/x-www-form-urlencoded",
+            )
+            .body(body.as_bytes().to_vec())
+    })
+    .await?;
     read_token(resp, realm_text).await
 }
 
@@ -462,17 +608,17 @@ impl Authenticator {
                 if let Some(s) = service {
                     query.push(("service", s));
                 }
-                let mut req = http.get(realm.clone()).query(&query);
-                if let Some(b) = self.basic() {
-                    req = req.header(
-                        reqwest::header::AUTHORIZATION,
-                        Authorization::Basic(b).header_value(),
-                    );
-                }
-                let resp = req.send().await.map_err(|e| AuthError::Unreachable {
-                    realm: realm_text.clone(),
-                    reason: super::describe(e),
-                })?;
+                let resp = send_token_request(&realm_text, || {
+                    let mut req = http.get(realm.clone()).query(&query);
+                    if let Some(b) = self.basic() {
+                        req = req.header(
+                            reqwest::header::AUTHORIZATION,
+                            Authorization::Basic(b).header_value(),
+                        );
+                    }
+                    req
+                })
+                .await?;
                 read_token(resp, realm_text).await?
             }
         };
@@ -489,6 +635,39 @@ impl Authenticator {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates_and_refuses_the_rest() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // 06 Nov 1994 08:49:37
+        let secs = |v: &str| parse_retry_after(v, now).map(|d| d.as_secs());
+        assert_eq!(secs("0"), Some(0));
+        assert_eq!(secs(" 7 "), Some(7));
+        assert_eq!(secs("Sun, 06 Nov 1994 08:49:47 GMT"), Some(10));
+        assert_eq!(secs("Sun, 06 Nov 1994 08:49:37 GMT"), Some(0));
+        // A date in the past: retry now.
+        assert_eq!(secs("Sat, 05 Nov 1994 08:49:37 GMT"), Some(0));
+        // Huge: saturates, so the caller's cap refuses it rather than wrapping to a short wait.
+        assert_eq!(secs("99999999999999999999999999"), Some(u64::MAX));
+        assert_eq!(
+            secs("Fri, 31 Dec 9999 23:59:59 GMT").map(|s| s > 10),
+            Some(true)
+        );
+        for bad in [
+            "",
+            "-1",
+            "1.5",
+            "+3",
+            "0x10",
+            "soon",
+            "7 s",
+            "Sun, 06 Nov 1994 08:49:37 UTC",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun, 32 Nov 1994 08:49:37 GMT",
+            "\u{0}",
+        ] {
+            assert_eq!(secs(bad), None, "{bad:?}");
+        }
+    }
 
     #[test]
     fn parses_bearer_challenge_with_quoted_commas() {

@@ -485,3 +485,121 @@ fn a_notary_server_dying_after_the_upload_during_the_read_back_says_it_is_live()
         );
     }
 }
+
+/// An emulator of the test's own (its throttle and counters are not shared), a signed image
+/// on it and a reader with a cold token cache.
+fn throttled_acr(prefix: &str) -> (crate::acr_stack::Emulator, String, TestEnv) {
+    use crate::acr_stack::{Name, start_emulator};
+    let em = start_emulator(serde_json::json!({}), Name::Own);
+    let reference = crate::acr_e2e::signed_image_on(&em.host, prefix);
+    let env = crate::acr_e2e::env_on(&em.host, "reader");
+    (em, reference, env)
+}
+
+/// The next `count` token and exchange requests get `status` with `Retry-After: retry_after`.
+fn throttle(em: &crate::acr_stack::Emulator, status: u16, count: u64, retry_after: &str) {
+    let out = std::process::Command::new("curl")
+        .args(["-sf", "-X", "POST", "--cacert"])
+        .arg(&stack().notary_ca)
+        .args(["-d"])
+        .arg(format!(
+            r#"{{"status":{status},"count":{count},"retry_after":"{retry_after}"}}"#
+        ))
+        .arg(format!("{}/_emulator/throttle", em.base))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "set the emulator's throttle");
+}
+
+fn token_requests(em: &crate::acr_stack::Emulator) -> u64 {
+    let s = em.stats();
+    s["token"].as_u64().unwrap() + s["exchange"].as_u64().unwrap()
+}
+
+#[test]
+fn a_token_endpoint_answering_429_or_503_with_a_short_retry_after_is_waited_out() {
+    let (em, reference, env) = throttled_acr("throttle-short");
+    for (status, throttled) in [(429, 3), (503, 1)] {
+        let cfg = env.home.join(format!("cfg-{status}"));
+        std::fs::create_dir_all(&cfg).unwrap();
+        std::fs::copy(env.config.join("trustacr.json"), cfg.join("trustacr.json")).unwrap();
+        copy_dir(&env.config.join("tls"), &cfg.join("tls"));
+        // Its own keyring namespace: a cold token cache each time.
+        let service = format!("trustacr-throttle-{}-{}", std::process::id(), next_id());
+        let before = token_requests(&em);
+        throttle(&em, status, throttled, "1");
+        let started = Instant::now();
+        let out = run(env
+            .plugin()
+            .env("DOCKER_CONFIG", &cfg)
+            .env("TRUSTACR_KEYRING_SERVICE", &service)
+            .args(["verify", &reference]));
+        let took = started.elapsed();
+        assert_success(&out, &format!("verify through {throttled} × {status}"));
+        assert!(
+            stdout(&out).trim().starts_with("sha256:"),
+            "{}",
+            stdout(&out)
+        );
+        assert!(
+            took >= Duration::from_secs(throttled),
+            "{status}: took {took:?}, so the Retry-After of 1 s was not waited"
+        );
+        // Exchange and two access tokens, plus one request per throttled answer.
+        assert_eq!(token_requests(&em) - before, 3 + throttled, "{status}");
+    }
+}
+
+#[test]
+fn a_token_endpoint_asking_for_a_long_wait_fails_at_once_naming_it_and_a_rerun_completes() {
+    let (em, reference, env) = throttled_acr("throttle-long");
+    throttle(&em, 429, 1000, "3600");
+    let started = Instant::now();
+    let out = run(env.plugin().args(["verify", &reference]));
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(8), "took {took:?}: it waited");
+    assert!(stdout(&out).trim().is_empty(), "a digest was claimed");
+    for part in [
+        &em.host as &str,
+        "/oauth2/",
+        "429",
+        "too many requests",
+        "3600 s",
+    ] {
+        assert!(
+            err.contains(part),
+            "the error does not name {part:?}: {err}"
+        );
+    }
+
+    // A wait within the cap but past the whole-command timeout is not started either.
+    throttle(&em, 429, 1000, "8");
+    let started = Instant::now();
+    let out = run(env
+        .plugin()
+        .env("TRUSTACR_TIMEOUT", "5")
+        .args(["verify", &reference]));
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    assert!(
+        err.contains("429") && err.contains("8 s") && err.contains("TRUSTACR_TIMEOUT"),
+        "{err}"
+    );
+
+    // Throttled on every request with a short wait: a bounded number of requests.
+    throttle(&em, 429, 1000, "1");
+    let before = token_requests(&em);
+    let out = run(env.plugin().args(["verify", &reference]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("each of 4 requests"), "{err}");
+    assert_eq!(token_requests(&em) - before, 4);
+
+    throttle(&em, 429, 0, "");
+    let out = run(env.plugin().args(["verify", &reference]));
+    assert_success(&out, "the rerun once the service stops throttling");
+}

@@ -12,6 +12,9 @@
 //!   except `GET /v2/<name>/referrers/<digest>`, served here (`referrers.rs`)
 //! - `GET|PATCH /subscriptions/…`: Azure Resource Manager for this registry (`arm.rs`)
 //! - `GET /_emulator/stats`: call counters
+//! - `POST /_emulator/throttle` `{"status": 429, "count": N, "retry_after": "2"}`: the next N
+//!   requests to `/oauth2/token` and `/oauth2/exchange` are answered with that status and
+//!   `Retry-After` (omitted when `retry_after` is absent); `count` 0 ends it
 //!
 //! Tokens and secrets are never logged.
 
@@ -71,7 +74,16 @@ pub struct Stats {
     notary: AtomicU64,
 }
 
+/// Answers the token endpoints give instead of tokens, for fault tests.
+#[derive(Default)]
+pub struct Throttle {
+    status: u16,
+    left: u64,
+    retry_after: Option<String>,
+}
+
 pub struct State {
+    pub throttle: std::sync::Mutex<Throttle>,
     pub cfg: config::Config,
     pub token_signer: jwt::Signer,
     pub entra_signer: jwt::Signer,
@@ -114,6 +126,7 @@ fn run(config_path: &str) -> Result<(), String> {
             .map_or_else(String::new, |a| a.trust_policy.clone()),
     });
     let state = Arc::new(State {
+        throttle: std::sync::Mutex::new(Throttle::default()),
         arm_state,
         cfg,
         token_signer,
@@ -246,7 +259,33 @@ async fn route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             .unwrap_or_else(|| auth::acr_error(404, "NOT_FOUND", "not found"))
             .into_response();
     }
+    if path == "/oauth2/token" || path == "/oauth2/exchange" {
+        if path == "/oauth2/token" {
+            count(&st.stats.token);
+        } else {
+            count(&st.stats.exchange);
+        }
+        if let Some(resp) = throttled(st) {
+            return resp;
+        }
+    }
     match (&method, path.as_str()) {
+        (&Method::POST, "/_emulator/throttle") => {
+            let body = match Limited::new(req.into_body(), MAX_FORM).collect().await {
+                Ok(b) => b.to_bytes(),
+                Err(_) => {
+                    return Reply::json(400, json!({"error": "unreadable body"})).into_response();
+                }
+            };
+            let Ok(v) = serde_json::from_slice::<Value>(&body) else {
+                return Reply::json(400, json!({"error": "not JSON"})).into_response();
+            };
+            let mut t = st.throttle.lock().unwrap();
+            t.status = v["status"].as_u64().unwrap_or(429) as u16;
+            t.left = v["count"].as_u64().unwrap_or(0);
+            t.retry_after = v["retry_after"].as_str().map(String::from);
+            Reply::json(200, json!({"ok": true})).into_response()
+        }
         (&Method::GET, "/_emulator/stats") => {
             let s = &st.stats;
             let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
@@ -262,22 +301,15 @@ async fn route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             )
             .into_response()
         }
-        (&Method::POST, "/oauth2/exchange") => {
-            count(&st.stats.exchange);
-            match read_form(req).await {
-                Ok(f) => auth::exchange(st, &f).into_response(),
-                Err(r) => r.into_response(),
-            }
-        }
-        (&Method::POST, "/oauth2/token") => {
-            count(&st.stats.token);
-            match read_form(req).await {
-                Ok(f) => auth::token_post(st, &f).into_response(),
-                Err(r) => r.into_response(),
-            }
-        }
+        (&Method::POST, "/oauth2/exchange") => match read_form(req).await {
+            Ok(f) => auth::exchange(st, &f).into_response(),
+            Err(r) => r.into_response(),
+        },
+        (&Method::POST, "/oauth2/token") => match read_form(req).await {
+            Ok(f) => auth::token_post(st, &f).into_response(),
+            Err(r) => r.into_response(),
+        },
         (&Method::GET, "/oauth2/token") => {
-            count(&st.stats.token);
             let q = auth::Form::parse(req.uri().query().unwrap_or("").as_bytes());
             let authz = req
                 .headers()
@@ -308,6 +340,23 @@ async fn route(st: &Arc<State>, req: Request<Incoming>) -> Response<Body> {
             }
         }
     }
+}
+
+/// The throttled answer, while the test asked for more of them.
+fn throttled(st: &State) -> Option<Response<Body>> {
+    let mut t = st.throttle.lock().unwrap();
+    if t.left == 0 {
+        return None;
+    }
+    t.left -= 1;
+    let mut resp =
+        auth::acr_error(t.status, "TOOMANYREQUESTS", "throttled by the emulator").into_response();
+    if let Some(v) = &t.retry_after
+        && let Ok(h) = hyper::header::HeaderValue::from_str(v)
+    {
+        resp.headers_mut().insert(hyper::header::RETRY_AFTER, h);
+    }
+    Some(resp)
 }
 
 async fn read_form(req: Request<Incoming>) -> Result<auth::Form, Reply> {
