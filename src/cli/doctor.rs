@@ -15,7 +15,7 @@ use time::OffsetDateTime;
 
 use super::info::{Check, Status, outcome};
 use super::trust::{Settings, TrustRepo};
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, cancellable};
 use crate::acr::{self, AcrError};
 use crate::dockercfg::ConfigDir;
 use crate::dockercfg::context::resolve_endpoint;
@@ -45,9 +45,6 @@ pub struct DoctorArgs {
     /// AZURE_SUBSCRIPTION_ID, or the Azure CLI's default subscription).
     #[arg(long, value_name = "ID")]
     subscription: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,15 +113,7 @@ impl DoctorArgs {
             target: self.target.clone(),
             checks,
         };
-        let mut out = std::io::stdout().lock();
-        let written = match self.format {
-            Format::Json => serde_json::to_writer_pretty(&mut out, &report)
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out)),
-            Format::Text => write_text(&mut out, &report),
-        }
-        .and_then(|()| out.flush());
-        drop(out);
+        let written = ctx.out.emit(&report, |out| write_text(out, &report));
         // The report already shows each failure's fix.
         let failures = report
             .checks
@@ -682,7 +671,7 @@ fn retirement() -> Check {
     )
 }
 
-fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+fn write_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     for c in &r.checks {
         let mark = match c.status {
             Status::Ok => "✔",

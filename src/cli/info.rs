@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, cancellable};
 use crate::dockercfg::context::{EndpointSource, resolve_endpoint};
 use crate::dockercfg::credentials::{self, Credential, CredentialSource};
 use crate::dockercfg::{ConfigDir, ConfigDirSource};
@@ -22,9 +22,6 @@ use crate::plugin::Mode;
 /// Arguments of `info`.
 #[derive(Debug, clap::Args)]
 pub struct InfoArgs {
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
     /// Also show which credential docker's configuration holds for this registry host
     /// (never the secret itself), e.g. myregistry.azurecr.io.
     #[arg(long, value_name = "HOST")]
@@ -156,15 +153,9 @@ impl InfoArgs {
     /// Builds the report, prints it, and fails when a check fails.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         let report = cancellable(&ctx.cancel, async { Ok(self.collect(ctx).await) }).await?;
-        let mut out = std::io::stdout().lock();
-        let written = match self.format {
-            Format::Json => serde_json::to_writer_pretty(&mut out, &to_json(&report))
-                .map_err(std::io::Error::other)
-                .and_then(|()| writeln!(out)),
-            Format::Text => write_text(&mut out, &report),
-        }
-        .and_then(|()| out.flush());
-        drop(out);
+        let written = ctx
+            .out
+            .emit(&to_json(&report), |out| write_text(out, &report));
         outcome(report.failures(), written)
     }
 
@@ -276,9 +267,9 @@ impl InfoArgs {
 
 /// A reporting command's result once its report is written: the failed checks, led by the
 /// report itself when it could not be written.
-pub(super) fn outcome(mut failures: Vec<Error>, written: std::io::Result<()>) -> Result<(), Error> {
+pub(super) fn outcome(mut failures: Vec<Error>, written: Result<(), Error>) -> Result<(), Error> {
     if let Err(e) = written {
-        failures.insert(0, Error::Output(e));
+        failures.insert(0, e);
     }
     if failures.is_empty() {
         Ok(())
@@ -318,7 +309,7 @@ fn to_json(r: &Report) -> serde_json::Value {
     v
 }
 
-fn write_text(out: &mut impl Write, r: &Report) -> std::io::Result<()> {
+fn write_text(out: &mut dyn Write, r: &Report) -> std::io::Result<()> {
     let na = "-";
     writeln!(out, "Client:")?;
     writeln!(out, " Version:      {}", r.version)?;

@@ -272,6 +272,11 @@ fn pretty(out: &mut impl Write, info: &TrustInfo) -> std::io::Result<()> {
 impl InspectArgs {
     /// Runs the command.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        if self.pretty && ctx.out.json() {
+            return Err(Error::Usage(
+                "--pretty prints tables; with --format json, leave it out".into(),
+            ));
+        }
         let mut infos = Vec::new();
         let mut failures = Vec::new();
         for name in &self.images {

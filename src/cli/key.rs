@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use zeroize::Zeroizing;
 
 use super::trust::TrustRepo;
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, cancellable};
 use crate::dockercfg::ConfigDir;
 use crate::keystore::export::{self, ExportError};
 use crate::keystore::import::{self, Block, ImportError, Outcome, Passphrases};
@@ -125,9 +125,6 @@ struct ListArgs {
     /// A repository whose verified trust data to match the keys against.
     #[arg(value_name = "REPO")]
     repo: Option<String>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
 }
 
 #[derive(Debug, clap::Args)]
@@ -151,15 +148,50 @@ impl KeyArgs {
             KeyCommand::Import(a) => a.run(ctx),
             KeyCommand::List(a) => a.run(ctx).await,
             KeyCommand::Export(a) => a.run(ctx).await,
-            KeyCommand::Generate(a) => a.run(),
-            KeyCommand::Load(a) => a.run(),
+            KeyCommand::Generate(a) => a.run(ctx),
+            KeyCommand::Load(a) => a.run(ctx),
             KeyCommand::Rotate(a) => a.run(ctx).await,
         }
     }
 }
 
+/// One key `key import`, `key export`, `key generate` or `key load` handled.
+#[derive(Debug, serde::Serialize)]
+struct KeyJson {
+    id: String,
+    role: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    gun: Option<String>,
+    /// Import and load: false when the keyring already held it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    imported: Option<bool>,
+    /// Import: the file it came from.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    path: Option<String>,
+    /// Import: repositories in the local trust cache whose trust data use it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    used_by: Option<Vec<String>>,
+    /// Generate: the public key file written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    public_key_file: Option<PathBuf>,
+}
+
+impl KeyJson {
+    fn new(id: String, role: &str, gun: Option<&String>) -> Self {
+        KeyJson {
+            id,
+            role: role.to_string(),
+            gun: gun.cloned(),
+            imported: None,
+            path: None,
+            used_by: None,
+            public_key_file: None,
+        }
+    }
+}
+
 impl GenerateArgs {
-    fn run(self) -> Result<(), Error> {
+    fn run(self, ctx: &Context) -> Result<(), Error> {
         let dir = match self.dir {
             Some(d) => d,
             None => std::env::current_dir().map_err(|e| SignerKeyError::NoDir {
@@ -168,6 +200,7 @@ impl GenerateArgs {
         };
         if let Some(name) = &self.notation {
             return super::notation::generate_command(
+                ctx.out,
                 name,
                 self.subject.as_deref(),
                 self.days,
@@ -175,36 +208,47 @@ impl GenerateArgs {
             );
         }
         let name = self.name.unwrap_or_default();
-        println!("Generating key for {name}...");
+        ctx.out.status(format_args!("Generating key for {name}..."));
         let made = signer::generate(&name, &dir)?;
-        println!(
+        ctx.out.status(format_args!(
             "Successfully generated and loaded private key {} for signer {}. Corresponding public key available: {}",
             made.id,
             name,
             made.public_file.display()
-        );
-        Ok(())
+        ));
+        ctx.out.emit_json(&KeyJson {
+            public_key_file: Some(made.public_file),
+            ..KeyJson::new(made.id, &name, None)
+        })
     }
 }
 
 impl LoadArgs {
-    fn run(self) -> Result<(), Error> {
-        println!("Loading key from \"{}\"...", self.file.display());
+    fn run(self, ctx: &Context) -> Result<(), Error> {
+        ctx.out.status(format_args!(
+            "Loading key from \"{}\"...",
+            self.file.display()
+        ));
         let d = signer::check_loadable(&self.file, self.name.as_deref(), |p| {
             let blocks = import::collect(&[p.to_path_buf()])?;
             import::decode_all(&blocks, &mut EnvOrTerminal)
         })?;
-        let what = match signer::store(&d)? {
+        let outcome = signer::store(&d)?;
+        let what = match outcome {
             Outcome::Imported => "Successfully imported",
             Outcome::AlreadyPresent => "Already in the keyring:",
         };
-        println!(
+        ctx.out.status(format_args!(
             "{what} key {} from {} as signer {}",
             d.id,
             self.file.display(),
             d.label.role
-        );
-        Ok(())
+        ));
+        ctx.out.emit_json(&KeyJson {
+            imported: Some(matches!(outcome, Outcome::Imported)),
+            path: Some(self.file.display().to_string()),
+            ..KeyJson::new(d.id.clone(), &d.label.role, d.label.gun.as_ref())
+        })
     }
 }
 
@@ -212,11 +256,14 @@ impl ImportArgs {
     fn run(self, ctx: &Context) -> Result<(), Error> {
         if let Some([key, chain]) = self.notation.as_deref() {
             let name = super::notation::import(key, chain, self.name.as_deref())?;
-            println!(
+            ctx.out.status(format_args!(
                 "Imported Notary Project key {name} with its certificate chain from {}",
                 chain.display()
-            );
-            return Ok(());
+            ));
+            return ctx.out.emit_json(&serde_json::json!({
+                "notation_key": name,
+                "certificate_chain": chain,
+            }));
         }
         let config = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
         let paths = if self.paths.is_empty() {
@@ -236,6 +283,7 @@ impl ImportArgs {
         let outcomes = import::store_all(&decoded).map_err(|e| Error::KeyImport(vec![e]))?;
         let ids: Vec<String> = decoded.iter().map(|d| d.id.clone()).collect();
         let used = crate::notary::cache::repositories_using(&config.trust_dir(), &ids);
+        let mut report = Vec::new();
         for (d, o) in decoded.iter().zip(&outcomes) {
             let what = match o {
                 Outcome::Imported => "Imported",
@@ -247,21 +295,33 @@ impl ImportArgs {
                 .as_ref()
                 .map(|g| format!(" for {g}"))
                 .unwrap_or_default();
-            println!("{what}: {} key {}{gun} from {}", d.label.role, d.id, d.path);
-            match used.get(&d.id) {
-                Some(guns) => println!(
+            ctx.out.status(format_args!(
+                "{what}: {} key {}{gun} from {}",
+                d.label.role, d.id, d.path
+            ));
+            let users: Vec<String> = used.get(&d.id).into_iter().flatten().cloned().collect();
+            if users.is_empty() {
+                ctx.out
+                    .status("  no repository in the local trust cache uses it");
+            } else {
+                ctx.out.status(format_args!(
                     "  signs in the trust data of: {}",
-                    guns.iter().cloned().collect::<Vec<_>>().join(", ")
-                ),
-                None => println!("  no repository in the local trust cache uses it"),
+                    users.join(", ")
+                ));
             }
+            report.push(KeyJson {
+                imported: Some(matches!(o, Outcome::Imported)),
+                path: Some(d.path.clone()),
+                used_by: Some(users),
+                ..KeyJson::new(d.id.clone(), &d.label.role, d.label.gun.as_ref())
+            });
         }
         let shown: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
-        println!(
+        ctx.out.status(format_args!(
             "The key files were left in place. Once `docker trustacr sign` works with the imported keys, keep an encrypted backup and remove them with: rm -r {}",
             shown.join(" ")
-        );
-        Ok(())
+        ));
+        ctx.out.emit_json(&serde_json::json!({ "keys": report }))
     }
 }
 
@@ -407,13 +467,7 @@ impl ListArgs {
                 .keys
                 .retain(|k| k.signs.as_ref().is_some_and(|s| !s.is_empty()));
         }
-        match self.format {
-            Format::Json => println!(
-                "{}",
-                serde_json::to_string_pretty(&listing).unwrap_or_default()
-            ),
-            Format::Text => print_listing(&listing),
-        }
+        ctx.out.emit(&listing, |out| print_listing(out, &listing))?;
         // On stderr, so scripts reading the listing still get only the listing.
         let gun = listing.repository.as_deref().unwrap_or("REPO");
         for e in listing.expiring.iter().flatten() {
@@ -434,40 +488,45 @@ impl ListArgs {
     }
 }
 
-fn print_listing(l: &Listing) {
+fn print_listing(out: &mut dyn std::io::Write, l: &Listing) -> std::io::Result<()> {
     if l.keys.is_empty() {
-        println!(
+        writeln!(
+            out,
             "No signing keys in the keyring{}.",
             match &l.repository {
                 Some(r) => format!(" for {r}"),
                 None => String::new(),
             }
-        );
+        )?;
     } else {
-        println!(
+        writeln!(
+            out,
             "{:<64}  {:<18}  {:<9}  {:<8}  GUN / SIGNS",
             "ID", "ROLE", "ALGORITHM", "SOURCE"
-        );
+        )?;
         for k in &l.keys {
             let last = match &k.signs {
                 Some(s) => s.join(", "),
                 None => k.gun.clone().unwrap_or_default(),
             };
             let source = if k.imported { "imported" } else { "created" };
-            println!(
+            writeln!(
+                out,
                 "{:<64}  {:<18}  {:<9}  {:<8}  {last}",
                 k.id, k.role, k.algorithm, source
-            );
+            )?;
         }
     }
     if let (Some(repo), Some(missing)) = (&l.repository, &l.roles_without_key)
         && !missing.is_empty()
     {
-        println!(
+        writeln!(
+            out,
             "Roles of {repo} with no key here: {} (snapshot and timestamp are usually kept by the server)",
             missing.join(", ")
-        );
+        )?;
     }
+    Ok(())
 }
 
 impl ExportArgs {
@@ -523,6 +582,7 @@ impl ExportArgs {
             text.push_str(&export::encrypted_pem(&h.key, &h.label, &pass)?);
         }
         export::write_private_file(&self.output, &text, self.force)?;
+        let mut report = Vec::new();
         for h in &held {
             let gun = h
                 .label
@@ -530,17 +590,25 @@ impl ExportArgs {
                 .as_ref()
                 .map(|g| format!(" for {g}"))
                 .unwrap_or_default();
-            println!(
+            ctx.out.status(format_args!(
                 "Exported: {} key {}{gun}",
                 h.label.role,
                 h.key.public().id()
-            );
+            ));
+            report.push(KeyJson::new(
+                h.key.public().id(),
+                &h.label.role,
+                h.label.gun.as_ref(),
+            ));
         }
-        println!(
+        ctx.out.status(format_args!(
             "Wrote {} (mode 0600). It restores with `docker trustacr key import {0}` or `notary key import {0}`; keep it off this machine, with its passphrases stored apart from it",
             self.output.display()
-        );
-        Ok(())
+        ));
+        ctx.out.emit_json(&serde_json::json!({
+            "file": self.output,
+            "keys": report,
+        }))
     }
 }
 

@@ -46,6 +46,7 @@ impl LoginArgs {
             )));
         };
         let registry = self.registry.clone();
+        let helper_name = helper.clone();
         cancellable(&ctx.cancel, async {
             // Always verified, loopback included: an Entra token goes to it.
             let login_server = Endpoint::registry(&host, true);
@@ -55,8 +56,11 @@ impl LoginArgs {
             Ok(())
         })
         .await?;
-        println!("Login Succeeded");
-        Ok(())
+        ctx.out.status("Login Succeeded");
+        ctx.out.emit_json(&serde_json::json!({
+            "registry": self.registry,
+            "credential_helper": helper_name,
+        }))
     }
 }
 
@@ -65,9 +69,13 @@ impl LogoutArgs {
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         let config_dir = ConfigDir::resolve(ctx.globals.config.as_deref(), &ctx.env)?;
         let config = config_dir.load()?;
-        println!("Removing login credentials for {}", self.registry);
-        if let Some(helper) = configured_helper(&config, &self.registry) {
-            credentials::helper_erase(&helper, &self.registry).await?;
+        ctx.out.status(format_args!(
+            "Removing login credentials for {}",
+            self.registry
+        ));
+        let helper = configured_helper(&config, &self.registry);
+        if let Some(helper) = &helper {
+            credentials::helper_erase(helper, &self.registry).await?;
         }
         let registry = self.registry.clone();
         tokio::task::spawn_blocking(move || acr::forget_refresh(&registry))
@@ -76,6 +84,9 @@ impl LogoutArgs {
                 what: "keyring task",
                 source,
             })??;
-        Ok(())
+        ctx.out.emit_json(&serde_json::json!({
+            "registry": self.registry,
+            "credential_helper": helper,
+        }))
     }
 }

@@ -14,7 +14,7 @@ use time::OffsetDateTime;
 
 use super::notation::{self, NotationError};
 use super::trust::TrustRepo;
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, Output, cancellable};
 use crate::keystore::notation::NotationSigner;
 use crate::notary::client::ClientError;
 use crate::notation::sign::{self as sig, Descriptor};
@@ -36,9 +36,6 @@ pub struct MigrateArgs {
     /// Report what would be signed; sign nothing.
     #[arg(long)]
     dry_run: bool,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
     /// The Notary Project key to sign with; needed only when the keyring holds several.
     #[arg(long, value_name = "NAME")]
     notation_key: Option<String>,
@@ -134,7 +131,7 @@ impl MigrateArgs {
             rows,
             without_dct,
         };
-        print_report(&report, self.format)?;
+        print_report(&report, ctx.out)?;
         if !failures.is_empty() {
             return Err(Error::Several(failures));
         }
@@ -341,63 +338,53 @@ async fn catalog(ctx: &Context, registry: &str) -> Result<Vec<String>, Error> {
     Ok(out)
 }
 
-fn print_report(report: &Report, format: Format) -> Result<(), Error> {
-    use std::io::Write;
-    let mut out = std::io::stdout().lock();
-    let written = match format {
-        Format::Json => writeln!(
+fn print_report(report: &Report, output: Output) -> Result<(), Error> {
+    output.emit(report, |out| {
+        writeln!(
             out,
-            "{}",
-            serde_json::to_string_pretty(report).unwrap_or_default()
-        ),
-        Format::Text => (|| {
-            writeln!(
-                out,
-                "{:<40} {:<20} {:<71} {:<7} NOTARY PROJECT",
-                "REPOSITORY", "TAG", "DIGEST", "DCT"
-            )?;
-            for r in &report.rows {
-                let state = match r.notation {
-                    NotationState::Present => "signed".to_string(),
-                    NotationState::Signed => "signed (new)".to_string(),
-                    NotationState::Missing => "missing".to_string(),
-                    NotationState::Failed => {
-                        format!("FAILED: {}", r.error.as_deref().unwrap_or(""))
-                    }
-                };
-                writeln!(
-                    out,
-                    "{:<40} {:<20} {:<71} {:<7} {state}",
-                    r.repository, r.tag, r.digest, r.dct
-                )?;
-            }
-            writeln!(
-                out,
-                "Notary Project signatures by key {}: {}/{} tags; {} new signature(s){}",
-                report.key,
-                report.notation_signed,
-                report.tags,
-                report.new_signatures,
-                if report.dry_run {
-                    " (dry run: nothing signed)"
-                } else {
-                    ""
+            "{:<40} {:<20} {:<71} {:<7} NOTARY PROJECT",
+            "REPOSITORY", "TAG", "DIGEST", "DCT"
+        )?;
+        for r in &report.rows {
+            let state = match r.notation {
+                NotationState::Present => "signed".to_string(),
+                NotationState::Signed => "signed (new)".to_string(),
+                NotationState::Missing => "missing".to_string(),
+                NotationState::Failed => {
+                    format!("FAILED: {}", r.error.as_deref().unwrap_or(""))
                 }
+            };
+            writeln!(
+                out,
+                "{:<40} {:<20} {:<71} {:<7} {state}",
+                r.repository, r.tag, r.digest, r.dct
             )?;
-            for repo in &report.without_dct {
-                writeln!(
-                    out,
-                    "{repo}: no Docker Content Trust data; nothing to co-sign"
-                )?;
+        }
+        writeln!(
+            out,
+            "Notary Project signatures by key {}: {}/{} tags; {} new signature(s){}",
+            report.key,
+            report.notation_signed,
+            report.tags,
+            report.new_signatures,
+            if report.dry_run {
+                " (dry run: nothing signed)"
+            } else {
+                ""
             }
-            if report.parity {
-                writeln!(
-                    out,
-                    "Parity complete: every DCT-signed tag also has a Notary Project signature."
-                )?;
-            }
-            writeln!(out, "{DCT_WARNING}")
-        })(),
-    };
-    written.map_err(Error::Output)
+        )?;
+        for repo in &report.without_dct {
+            writeln!(
+                out,
+                "{repo}: no Docker Content Trust data; nothing to co-sign"
+            )?;
+        }
+        if report.parity {
+            writeln!(
+                out,
+                "Parity complete: every DCT-signed tag also has a Notary Project signature."
+            )?;
+        }
+        writeln!(out, "{DCT_WARNING}")
+    })
 }

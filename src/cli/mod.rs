@@ -51,6 +51,9 @@ verifies Docker Content Trust (Notary v1) data that `notary` and `docker trust` 
 struct Cli {
     #[command(flatten)]
     entra: crate::entra::EntraOptions,
+    /// Output format: text, or one JSON document on stdout (schemas in docs/schema/).
+    #[arg(long, global = true, value_enum, default_value_t = Format::Text)]
+    format: Format,
     #[command(subcommand)]
     command: Command,
 }
@@ -112,9 +115,69 @@ pub enum Format {
     Json,
 }
 
+/// Where a command's report goes: the one emitter of every command, so that with
+/// `--format json` stdout carries exactly one JSON document and everything else (status lines,
+/// progress, warnings) goes to stderr.
+#[derive(Debug, Clone, Copy)]
+pub struct Output {
+    /// What `--format` asked for.
+    pub format: Format,
+}
+
+impl Output {
+    /// Whether the report is JSON.
+    pub fn json(&self) -> bool {
+        self.format == Format::Json
+    }
+
+    /// A status line (docker's "Successfully signed …"): stdout in text, stderr with json.
+    pub fn status(&self, line: impl std::fmt::Display) {
+        use std::io::Write;
+        // A closed stdout must not panic (println! would); the final emit reports it.
+        let _ = match self.format {
+            Format::Text => writeln!(std::io::stdout().lock(), "{line}"),
+            Format::Json => writeln!(std::io::stderr().lock(), "{line}"),
+        };
+    }
+
+    /// The engine's progress renderer, on the stream status lines use.
+    pub fn progress(&self) -> crate::engine::progress::Progress {
+        match self.format {
+            Format::Text => crate::engine::progress::Progress::stdout(),
+            Format::Json => crate::engine::progress::Progress::stderr(),
+        }
+    }
+
+    /// Writes the command's report: `doc` as one pretty JSON document, or `text` for humans.
+    pub fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        doc: &T,
+        text: impl FnOnce(&mut dyn std::io::Write) -> std::io::Result<()>,
+    ) -> Result<(), Error> {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        match self.format {
+            Format::Json => serde_json::to_writer_pretty(&mut out, doc)
+                .map_err(std::io::Error::from)
+                .and_then(|()| writeln!(out)),
+            Format::Text => text(&mut out),
+        }
+        .and_then(|()| out.flush())
+        .map_err(Error::Output)
+    }
+
+    /// Like [`Output::emit`] for commands whose text output is the status lines already
+    /// printed: nothing more in text.
+    pub fn emit_json<T: serde::Serialize + ?Sized>(&self, doc: &T) -> Result<(), Error> {
+        self.emit(doc, |_| Ok(()))
+    }
+}
+
 /// Everything a command needs to know about how it was started.
 #[derive(Debug, Clone)]
 pub struct Context {
+    /// Where the report goes (`--format`).
+    pub out: Output,
     /// Plugin or standalone.
     pub mode: Mode,
     /// Docker global flags.
@@ -296,6 +359,9 @@ pub enum Error {
     /// The signatures a policy requires did not verify; nothing was pulled.
     #[error("{0}")]
     Unverified(String),
+    /// The image has no signature of the kinds asked for; nothing was pulled.
+    #[error("{0}")]
+    NoSignature(String),
     /// Notary Project keys, signing or signature push failed.
     #[error(transparent)]
     NotationSign(Box<notation::NotationError>),
@@ -441,6 +507,7 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             env: Environment::from_process(),
             cancel,
             entra: cli.entra,
+            out: Output { format: cli.format },
         };
         match cli.command {
             Command::Info(args) => args.run(&ctx).await,
@@ -458,8 +525,14 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
             Command::Policy(args) => args.run(&ctx).await,
             Command::Signer(args) => args.run(&ctx).await,
             Command::Migrate(args) => args.run(&ctx).await,
-            Command::Completion { shell } => completion(shell),
-            Command::Man(args) => args.run(Cli::command()),
+            Command::Completion { shell } => {
+                text_only(cli.format, "completion prints a shell script")?;
+                completion(shell)
+            }
+            Command::Man(args) => {
+                text_only(cli.format, "man writes manual pages")?;
+                args.run(Cli::command())
+            }
         }
     });
     // Background tasks (signal listeners, socket reader) must not keep the process alive.
@@ -476,6 +549,17 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
 
 /// Writes `shell`'s completion script for the standalone command, generated from the clap
 /// definition so that it never lags behind the commands and flags.
+/// Commands whose output is a file format of its own refuse `--format json` rather than
+/// print something a script would take for the JSON it asked for.
+fn text_only(format: Format, what: &str) -> Result<(), Error> {
+    match format {
+        Format::Text => Ok(()),
+        Format::Json => Err(Error::Usage(format!(
+            "{what}; --format json does not apply"
+        ))),
+    }
+}
+
 fn completion(shell: clap_complete::Shell) -> Result<(), Error> {
     use std::io::Write;
     let name = Mode::Standalone.command_name();

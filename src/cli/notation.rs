@@ -244,11 +244,12 @@ pub async fn sign_images(
     ctx: &Context,
     images: &[ImageRef],
     key: Option<String>,
-) -> Result<(), Error> {
+) -> Result<Vec<super::sign::SignedTag>, Error> {
     let signer = select_key(key).await?;
+    let mut signed = Vec::new();
     for image in images {
         let tag = image.tag.clone().unwrap_or_default();
-        let (digest, listed) = cancellable(&ctx.cancel, async {
+        let (descriptor, sig_digest, listed) = cancellable(&ctx.cancel, async {
             let t = TrustRepo::open(ctx, image).await?;
             let (client, base) = t.registry_client().await?;
             let resolved = artifact::resolve(&client, &base, &image.repository, &tag)
@@ -262,36 +263,45 @@ pub async fn sign_images(
                 &resolved.descriptor,
             )
             .await?;
-            Ok((
-                format!("{} (signature {sig_digest})", resolved.descriptor.digest),
-                listed,
-            ))
+            Ok((resolved.descriptor, sig_digest, listed))
         })
         .await?;
         let how = match listed {
             Listed::ReferrersApi => "referrers API",
             Listed::TagSchema => "tag-schema index",
         };
-        println!(
-            "Successfully signed {image} with a Notary Project signature by key {}: {digest}, listed through the {how}",
-            signer.name
-        );
+        ctx.out.status(format_args!(
+            "Successfully signed {image} with a Notary Project signature by key {}: {} (signature {sig_digest}), listed through the {how}",
+            signer.name, descriptor.digest
+        ));
+        signed.push(super::sign::SignedTag {
+            name: image.gun(),
+            tag,
+            digest: descriptor.digest,
+            size: descriptor.size,
+            signature: "notation",
+            notation_signature: Some(sig_digest.to_string()),
+        });
     }
-    Ok(())
+    Ok(signed)
 }
 
 /// `key generate --notation NAME`, with its report.
 pub fn generate_command(
+    out: super::Output,
     name: &str,
     subject: Option<&str>,
     days: u32,
     dir: &Path,
 ) -> Result<(), Error> {
     let path = generate(name, subject, days, dir)?;
-    println!(
+    out.status(format_args!(
         "Generated Notary Project key {name} in the keyring; its certificate is {} (for notation's trust store: notation cert add --type ca --store {name} {})",
         path.display(),
         path.display()
-    );
-    Ok(())
+    ));
+    out.emit_json(&serde_json::json!({
+        "notation_key": name,
+        "certificate": path,
+    }))
 }

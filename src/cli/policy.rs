@@ -77,15 +77,15 @@ pub enum PolicyInitError {
 
 impl PolicyArgs {
     /// Runs the command.
-    pub async fn run(self, _ctx: &Context) -> Result<(), Error> {
+    pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         match self.command {
-            PolicyCommand::Init(args) => args.run(),
+            PolicyCommand::Init(args) => args.run(ctx.out),
         }
     }
 }
 
 impl InitArgs {
-    fn run(self) -> Result<(), Error> {
+    fn run(self, out: super::Output) -> Result<(), Error> {
         let image = ImageRef::parse(&self.repo)?;
         if image.tag.is_some() {
             return Err(Error::Usage(format!(
@@ -97,14 +97,24 @@ impl InitArgs {
         let config = truststore::config_dir().map_err(PolicyInitError::from)?;
         let store = self.store.clone().unwrap_or_else(|| store_name(&scope));
         let written = init(&config, &scope, &self.cert, &store, self.force)?;
-        println!("Trust store ca:{store}: {}", written.cert.display());
-        println!(
+        out.status(format_args!(
+            "Trust store ca:{store}: {}",
+            written.cert.display()
+        ));
+        out.status(format_args!(
             "Trust policy {}: statement {:?} for {scope} (level strict, identity {})",
             written.policy.display(),
             written.statement,
             written.identity
-        );
-        Ok(())
+        ));
+        out.emit_json(&serde_json::json!({
+            "scope": scope,
+            "trust_store": format!("ca:{store}"),
+            "certificate": written.cert,
+            "policy_file": written.policy,
+            "statement": written.statement,
+            "identity": written.identity,
+        }))
     }
 }
 

@@ -38,6 +38,9 @@ pub struct PullArgs {
 impl PullArgs {
     /// Runs the command.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        if self.quiet && ctx.out.json() {
+            return Err(super::push::quiet_and_json());
+        }
         let mut image = ImageRef::parse(&self.image)?;
         if self.all_tags && image.tag.is_some() {
             return Err(Error::Usage(
@@ -45,7 +48,7 @@ impl PullArgs {
             ));
         }
         if image.tag.is_none() && !self.all_tags {
-            self.say("Using default tag: latest");
+            self.say(&ctx.out, "Using default tag: latest");
             image.tag = Some("latest".into());
         }
         let t = cancellable(&ctx.cancel, TrustRepo::open(ctx, &image)).await?;
@@ -54,15 +57,14 @@ impl PullArgs {
             None => settings_policy(&t)?,
         };
         // Nothing reaches the engine before the signatures have verified.
-        let targets: Vec<(String, VerifiedDigest)> = match &image.tag {
+        let (targets, kinds): (Vec<(String, VerifiedDigest)>, Vec<String>) = match &image.tag {
             Some(tag) => {
                 let (found, kinds, _) = verify_tag(ctx, &t, tag, policy).await?;
-                self.say(&format!(
-                    "Verified {}:{tag}: {}",
-                    image.gun(),
-                    kinds.join(", ")
-                ));
-                vec![(tag.clone(), found)]
+                self.say(
+                    &ctx.out,
+                    &format!("Verified {}:{tag}: {}", image.gun(), kinds.join(", ")),
+                );
+                (vec![(tag.clone(), found)], kinds)
             }
             None => {
                 if policy.is_some_and(|p| p != SignaturePolicy::Dct) {
@@ -79,7 +81,7 @@ impl PullArgs {
                         skipped: repo.skipped.clone(),
                     });
                 }
-                all
+                (all, vec![DCT_KIND.to_string()])
             }
         };
         let engine = t.engine(ctx)?;
@@ -88,15 +90,19 @@ impl PullArgs {
         // For the moved-tag note; set up once for all tags, and optional like the note.
         let registry = t.registry_client().await.ok();
         let n = targets.len();
+        let mut pulled = Vec::with_capacity(n);
         for (i, (tag, target)) in targets.iter().enumerate() {
             let digest = target.digest();
             let reference = format!("{name}:{tag}");
             let by_digest = format!("{name}@{digest}");
-            self.say(&format!("Pull ({} of {n}): {reference}@{digest}", i + 1));
+            self.say(
+                &ctx.out,
+                &format!("Pull ({} of {n}): {reference}@{digest}", i + 1),
+            );
             let mut progress = if self.quiet {
                 Progress::silent()
             } else {
-                Progress::stdout()
+                ctx.out.progress()
             };
             let reported = cancellable(&ctx.cancel, async {
                 Ok(engine
@@ -150,25 +156,52 @@ impl PullArgs {
                 println!("{digest}");
             }
             if let Some((client, base)) = &registry {
-                note_moved_tag(client, base, &image, tag, &digest, self.quiet).await;
+                note_moved_tag(ctx, client, base, &image, tag, &digest, self.quiet).await;
             }
+            pulled.push(PulledTag {
+                tag,
+                digest,
+                kinds: &kinds,
+            });
         }
-        Ok(())
+        ctx.out.emit_json(&PulledJson {
+            name: &name,
+            pulled,
+        })
     }
 }
 
 impl PullArgs {
-    /// A progress line, left out with `--quiet`.
-    fn say(&self, line: &str) {
+    /// A progress line, left out with `--quiet`; on stderr with `--format json`.
+    fn say(&self, out: &super::Output, line: &str) {
         if !self.quiet {
-            println!("{line}");
+            out.status(line);
         }
     }
+}
+
+/// The kind `--all-tags` verifies: Docker Content Trust alone lists every signed tag.
+const DCT_KIND: &str = "Docker Content Trust";
+
+/// `pull --format json`: each tag pulled, the verified digest it now names, and the kinds of
+/// signature that verified it.
+#[derive(serde::Serialize)]
+struct PulledJson<'a> {
+    name: &'a str,
+    pulled: Vec<PulledTag<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct PulledTag<'a> {
+    tag: &'a str,
+    digest: String,
+    kinds: &'a [String],
 }
 
 /// Says so when the registry's tag now points elsewhere than the signed digest (someone pushed
 /// without signing). Best effort: failing to ask changes nothing.
 async fn note_moved_tag(
+    ctx: &Context,
     client: &AuthedClient,
     base: &crate::registry::endpoint::Endpoint,
     image: &ImageRef,
@@ -188,7 +221,7 @@ async fn note_moved_tag(
         if quiet {
             eprintln!("{note}");
         } else {
-            println!("{note}");
+            ctx.out.status(note);
         }
     }
 }

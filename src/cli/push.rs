@@ -47,6 +47,9 @@ pub enum SignWith {
 impl PushArgs {
     /// Runs the command.
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
+        if self.quiet && ctx.out.json() {
+            return Err(quiet_and_json());
+        }
         let image = ImageRef::parse(&self.image)?;
         let Some(tag) = image.tag.clone() else {
             return Err(Error::Usage(format!(
@@ -82,7 +85,7 @@ impl PushArgs {
         let mut progress = if self.quiet {
             Progress::silent()
         } else {
-            Progress::stdout()
+            ctx.out.progress()
         };
         let pushed = cancellable(&ctx.cancel, async {
             Ok(engine
@@ -100,14 +103,17 @@ impl PushArgs {
                 });
             }
             if !self.quiet {
-                println!(
+                ctx.out.status(format_args!(
                     "Successfully signed {image} with a Notary Project signature by key {}",
                     signer.name
-                );
+                ));
             }
             if with == SignWith::Notation {
-                self.print_quiet(&pushed);
-                return Ok(());
+                if self.quiet {
+                    self.print_quiet(&pushed);
+                    return Ok(());
+                }
+                return emit_pushed(ctx, &image, &tag, &pushed, with, Some(&signer.name));
             }
         }
         let change = Change::add(tag.clone(), manifest_meta(&pushed.sha256, pushed.size));
@@ -123,8 +129,9 @@ impl PushArgs {
                 Ok(())
             }
             Ok(()) => {
-                println!("Successfully signed {image}");
-                Ok(())
+                ctx.out.status(format_args!("Successfully signed {image}"));
+                let key = signer.as_ref().map(|s| s.name.as_str());
+                emit_pushed(ctx, &image, &tag, &pushed, with, key)
             }
             // The signature may already be live: "NOT signed" would be false.
             Err(Error::Publish(e)) if e.may_be_live() => Err(Error::Publish(e)),
@@ -145,6 +152,49 @@ impl PushArgs {
             println!("{}", pushed.digest);
         }
     }
+}
+
+/// `-q` asks for the digest alone and `--format json` for a document: both at once is a
+/// mistake, not something to guess at.
+pub fn quiet_and_json() -> Error {
+    Error::Usage(
+        "--quiet prints the digest alone and --format json a JSON document: choose one".into(),
+    )
+}
+
+/// `push --format json`: what was pushed and which signatures were written.
+#[derive(serde::Serialize)]
+struct PushedJson<'a> {
+    name: String,
+    tag: &'a str,
+    digest: &'a str,
+    size: u64,
+    signatures: Vec<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    notation_key: Option<&'a str>,
+}
+
+fn emit_pushed(
+    ctx: &Context,
+    image: &ImageRef,
+    tag: &str,
+    pushed: &crate::engine::Pushed,
+    with: SignWith,
+    notation_key: Option<&str>,
+) -> Result<(), Error> {
+    let signatures = match with {
+        SignWith::Dct => vec!["dct"],
+        SignWith::Notation => vec!["notation"],
+        SignWith::Both => vec!["dct", "notation"],
+    };
+    ctx.out.emit_json(&PushedJson {
+        name: image.gun(),
+        tag,
+        digest: &pushed.digest,
+        size: pushed.size,
+        signatures,
+        notation_key,
+    })
 }
 
 /// Signs what the tag now points to, provided it is exactly what the engine pushed (same

@@ -5,10 +5,8 @@
 //! changes nothing without `--yes`. Enabling has been refused for registries that never enabled
 //! it since 2026-05-31; `enable` sends the request and reports ARM's answer as it is.
 
-use std::io::Write;
-
 use super::trust::{SETTINGS_FILE, Settings};
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, Output, cancellable};
 use crate::acr::arm::{Arm, Registry};
 use crate::dockercfg::ConfigDir;
 use crate::registry::endpoint::RegistryHost;
@@ -45,9 +43,6 @@ enum TrustCommand {
     Show {
         #[command(flatten)]
         target: Target,
-        /// Output format.
-        #[arg(long, value_enum, default_value_t = Format::Text)]
-        format: Format,
     },
     /// Turn content trust off. This deletes ALL trust data of every repository for good.
     Disable {
@@ -77,9 +72,9 @@ impl RegistryArgs {
     pub async fn run(self, ctx: &Context) -> Result<(), Error> {
         let RegistryCommand::Trust(command) = self.command;
         match command {
-            TrustCommand::Show { target, format } => {
+            TrustCommand::Show { target } => {
                 let (_, registry) = find(ctx, &target).await?;
-                print_registry(&registry, format)
+                print_registry(&registry, ctx.out)
             }
             TrustCommand::Disable { target, yes } => {
                 eprintln!("{DISABLE_WARNING}");
@@ -94,11 +89,7 @@ impl RegistryArgs {
                     Ok(arm.set_trust_policy(&registry, false).await?)
                 })
                 .await?;
-                println!(
-                    "Content trust of {} ({}) is now {} (Azure Resource Manager's answer)",
-                    target.registry, after.name, after.trust_policy
-                );
-                Ok(())
+                report_change(ctx, &target, &after)
             }
             TrustCommand::Enable { target } => {
                 let (arm, registry) = find(ctx, &target).await?;
@@ -106,11 +97,7 @@ impl RegistryArgs {
                     Ok(arm.set_trust_policy(&registry, true).await?)
                 })
                 .await?;
-                println!(
-                    "Content trust of {} ({}) is now {} (Azure Resource Manager's answer)",
-                    target.registry, after.name, after.trust_policy
-                );
-                Ok(())
+                report_change(ctx, &target, &after)
             }
         }
     }
@@ -145,37 +132,39 @@ async fn find(ctx: &Context, target: &Target) -> Result<(Arm, Registry), Error> 
     .await
 }
 
-fn print_registry(r: &Registry, format: Format) -> Result<(), Error> {
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => serde_json::to_writer_pretty(&mut out, r)
-            .map_err(std::io::Error::other)
-            .and_then(|()| writeln!(out)),
-        Format::Text => {
-            let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "not reported".into());
-            writeln!(out, "Registry:         {} ({})", r.name, r.login_server)
-                .and_then(|()| writeln!(out, "Resource ID:      {}", r.id))
-                .and_then(|()| writeln!(out, "SKU:              {}", r.sku))
-                .and_then(|()| writeln!(out, "Trust policy:     {}", r.trust_policy))
-                .and_then(|()| {
-                    writeln!(
-                        out,
-                        "Role assignment:  {}",
-                        or_unknown(r.role_assignment_mode.clone())
+/// What ARM answered to a change of the trust policy: a line, or the registry as `show`
+/// prints it.
+fn report_change(ctx: &Context, target: &Target, after: &Registry) -> Result<(), Error> {
+    ctx.out.status(format_args!(
+        "Content trust of {} ({}) is now {} (Azure Resource Manager's answer)",
+        target.registry, after.name, after.trust_policy
+    ));
+    ctx.out.emit_json(after)
+}
+
+fn print_registry(r: &Registry, output: Output) -> Result<(), Error> {
+    output.emit(r, |out| {
+        let or_unknown = |v: Option<String>| v.unwrap_or_else(|| "not reported".into());
+        writeln!(out, "Registry:         {} ({})", r.name, r.login_server)
+            .and_then(|()| writeln!(out, "Resource ID:      {}", r.id))
+            .and_then(|()| writeln!(out, "SKU:              {}", r.sku))
+            .and_then(|()| writeln!(out, "Trust policy:     {}", r.trust_policy))
+            .and_then(|()| {
+                writeln!(
+                    out,
+                    "Role assignment:  {}",
+                    or_unknown(r.role_assignment_mode.clone())
+                )
+            })
+            .and_then(|()| {
+                writeln!(
+                    out,
+                    "Admin user:       {}",
+                    or_unknown(
+                        r.admin_user_enabled
+                            .map(|a| { if a { "enabled" } else { "disabled" }.to_string() })
                     )
-                })
-                .and_then(|()| {
-                    writeln!(
-                        out,
-                        "Admin user:       {}",
-                        or_unknown(
-                            r.admin_user_enabled
-                                .map(|a| { if a { "enabled" } else { "disabled" }.to_string() })
-                        )
-                    )
-                })
-        }
-    }
-    .and_then(|()| out.flush())
-    .map_err(Error::Output)
+                )
+            })
+    })
 }

@@ -57,7 +57,14 @@ impl RevokeArgs {
         if !changes.is_empty() {
             publish_changes(ctx, &t, &changes).await?;
         }
-        println!("Successfully deleted signature for {}", self.image);
-        Ok(())
+        ctx.out.status(format_args!(
+            "Successfully deleted signature for {}",
+            self.image
+        ));
+        let revoked: Vec<&str> = changes.iter().map(Change::tag).collect();
+        ctx.out.emit_json(&serde_json::json!({
+            "name": t.server.gun,
+            "revoked": revoked,
+        }))
     }
 }

@@ -81,41 +81,69 @@ impl RotateArgs {
         };
         let gun = &t.server.gun;
         let role = self.role.name();
-        println!(
+        let out = ctx.out;
+        out.status(format_args!(
             "Rotated the {role} key of {gun}: the new key is {} (root version {}).",
             done.new_key, done.root_version
-        );
-        match &done.old_key {
-            OldKey::Removed(ids) => println!(
-                "The old {role} key {} was removed from the keyring.",
-                ids.join(", ")
-            ),
-            OldKey::NotHere => println!("The old {role} key was not in this keyring."),
-            OldKey::Kept(why) => println!(
-                "The old {role} key stays in the keyring: {why}. Clients that trusted it follow the new root, because the new root is signed by both keys."
-            ),
-            OldKey::Server => {
-                println!("The notary server holds the new {role} key and signs with it.")
+        ));
+        let (old_key, removed): (&str, &[String]) = match &done.old_key {
+            OldKey::Removed(ids) => {
+                out.status(format_args!(
+                    "The old {role} key {} was removed from the keyring.",
+                    ids.join(", ")
+                ));
+                ("removed", ids)
             }
-        }
+            OldKey::NotHere => {
+                out.status(format_args!("The old {role} key was not in this keyring."));
+                ("not-here", &[])
+            }
+            OldKey::Kept(why) => {
+                out.status(format_args!(
+                    "The old {role} key stays in the keyring: {why}. Clients that trusted it follow the new root, because the new root is signed by both keys."
+                ));
+                ("kept", &[])
+            }
+            OldKey::Server => {
+                out.status(format_args!(
+                    "The notary server holds the new {role} key and signs with it."
+                ));
+                ("server", &[])
+            }
+        };
+        let mut resigned = None;
         if self.role == Rotatable::Targets {
             let tags: Vec<&str> = done
                 .repo
                 .role(crate::tuf::editor::TARGETS)
                 .map(|r| r.targets.targets.keys().map(String::as_str).collect())
                 .unwrap_or_default();
-            println!(
+            out.status(format_args!(
                 "Re-signed with the new key: {}.",
                 if tags.is_empty() {
                     "no tags".to_string()
                 } else {
                     tags.join(", ")
                 }
-            );
+            ));
+            resigned = Some(tags);
         }
         if self.role != Rotatable::Snapshot {
-            println!("Back up the new key: docker trustacr key export {gun} -o FILE");
+            out.status(format_args!(
+                "Back up the new key: docker trustacr key export {gun} -o FILE"
+            ));
         }
-        Ok(())
+        let mut doc = serde_json::json!({
+            "name": gun,
+            "role": role,
+            "new_key": done.new_key,
+            "root_version": done.root_version,
+            "old_key": old_key,
+            "removed_keys": removed,
+        });
+        if let Some(tags) = resigned {
+            doc["resigned_tags"] = serde_json::json!(tags);
+        }
+        out.emit_json(&doc)
     }
 }

@@ -53,39 +53,74 @@ impl SignArgs {
             }
             by_gun.entry(image.gun()).or_default().push(image);
         }
+        let mut signed = Vec::new();
         if self.notation {
             let all: Vec<ImageRef> = by_gun.into_values().flatten().collect();
-            return super::notation::sign_images(ctx, &all, self.notation_key).await;
+            signed = super::notation::sign_images(ctx, &all, self.notation_key).await?;
+        } else {
+            for images in by_gun.values() {
+                signed.extend(sign_repo(ctx, images).await?);
+            }
         }
-        for images in by_gun.values() {
-            sign_repo(ctx, images).await?;
-        }
-        Ok(())
+        ctx.out.emit_json(&SignedJson { signed })
     }
 }
 
+/// `sign --format json`: each tag signed, and the digest its signature is for.
+#[derive(serde::Serialize)]
+struct SignedJson {
+    signed: Vec<SignedTag>,
+}
+
+/// One tag `sign` signed.
+#[derive(serde::Serialize)]
+pub struct SignedTag {
+    /// The repository (GUN).
+    pub name: String,
+    /// The tag.
+    pub tag: String,
+    /// The manifest digest the signature is for.
+    pub digest: String,
+    /// The manifest's size in bytes.
+    pub size: u64,
+    /// `dct` or `notation`.
+    pub signature: &'static str,
+    /// The Notary Project signature manifest's digest, for `notation`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub notation_signature: Option<String>,
+}
+
 /// Signs `images` (all of one repository) in one publish.
-pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<(), Error> {
+pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedTag>, Error> {
     // Everything before the publish changes nothing and can simply be dropped on cancellation;
     // the publish itself reports what is live when it is cancelled.
-    let (t, changes) = cancellable(&ctx.cancel, async {
+    let (t, changes, signed) = cancellable(&ctx.cancel, async {
         let t = TrustRepo::open(ctx, &images[0]).await?;
         t.check_can_sign(false).await?;
         let (registry, base) = t.registry_client().await?;
         let mut changes = Vec::new();
+        let mut signed = Vec::new();
         for image in images {
             let tag = image.tag.clone().unwrap_or_default();
             let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
-            changes.push(Change::add(tag, manifest_meta(&m.sha256, m.size)));
+            changes.push(Change::add(tag.clone(), manifest_meta(&m.sha256, m.size)));
+            signed.push(SignedTag {
+                name: image.gun(),
+                tag,
+                digest: m.digest.clone(),
+                size: m.size,
+                signature: "dct",
+                notation_signature: None,
+            });
         }
-        Ok((t, changes))
+        Ok((t, changes, signed))
     })
     .await?;
     publish_changes(ctx, &t, &changes).await?;
     for image in images {
-        println!("Successfully signed {image}");
+        ctx.out.status(format_args!("Successfully signed {image}"));
     }
-    Ok(())
+    Ok(signed)
 }
 
 /// Publishes `changes` with keys from the keyring, printing docker's progress lines. A
@@ -96,9 +131,10 @@ pub async fn publish_changes(
     t: &TrustRepo,
     changes: &[Change],
 ) -> Result<(), Error> {
-    println!("Signing and pushing trust metadata");
+    ctx.out.status("Signing and pushing trust metadata");
     if publish_quietly(ctx, t, changes).await? {
-        println!("Finished initializing \"{}\"", t.server.gun);
+        ctx.out
+            .status(format_args!("Finished initializing \"{}\"", t.server.gun));
     }
     Ok(())
 }

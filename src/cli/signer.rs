@@ -89,6 +89,18 @@ fn parse_repos(repos: &[String]) -> Result<Vec<ImageRef>, Error> {
     repos.iter().map(|r| parse_repo(r)).collect()
 }
 
+/// The signer a change adds or removes, and its key IDs (none for a removal).
+fn change_signer(change: &Change) -> serde_json::Value {
+    match change {
+        Change::AddSigner { name, keys } => serde_json::json!({
+            "name": name,
+            "keys": keys.iter().map(PublicKey::id).collect::<Vec<_>>(),
+        }),
+        Change::RemoveSigner { name, .. } => serde_json::json!({ "name": name }),
+        _ => serde_json::Value::Null,
+    }
+}
+
 /// Runs `change` on each repository in turn, as docker does: a failure is reported and the
 /// others still go ahead; the command fails if any did.
 async fn for_each_repo(
@@ -99,6 +111,7 @@ async fn for_each_repo(
     after: impl Fn(&ImageRef, bool),
 ) -> Result<(), Error> {
     let mut failed = Vec::new();
+    let mut changed = Vec::new();
     for image in repos {
         before(image);
         let one = async {
@@ -112,13 +125,22 @@ async fn for_each_repo(
             publish_quietly(ctx, &t, std::slice::from_ref(change)).await
         };
         match one.await {
-            Ok(initialized) => after(image, initialized),
+            Ok(initialized) => {
+                after(image, initialized);
+                changed.push(serde_json::json!({
+                    "name": image.gun(),
+                    "initialized": initialized,
+                }));
+            }
             Err(e @ Error::Cancelled(_)) => return Err(e),
             Err(e) => failed.push(e),
         }
     }
     match failed.len() {
-        0 => Ok(()),
+        0 => ctx.out.emit_json(&serde_json::json!({
+            "signer": change_signer(change),
+            "repositories": changed,
+        })),
         1 => Err(failed.remove(0)),
         _ => Err(Error::Several(failed)),
     }
@@ -143,15 +165,19 @@ impl AddArgs {
             ctx,
             &repos,
             &change,
-            |image| println!("Adding signer \"{name}\" to {image}..."),
+            |image| {
+                ctx.out
+                    .status(format_args!("Adding signer \"{name}\" to {image}..."))
+            },
             |image, initialized| {
                 if initialized {
-                    println!("Initialized signed repository {image}");
+                    ctx.out
+                        .status(format_args!("Initialized signed repository {image}"));
                 }
-                println!(
+                ctx.out.status(format_args!(
                     "Successfully added signer: {name} to {image} (key {})\n",
                     ids.join(", ")
-                );
+                ));
             },
         )
         .await
@@ -170,8 +196,14 @@ impl RemoveArgs {
             ctx,
             &repos,
             &change,
-            |image| println!("Removing signer \"{name}\" from {image}..."),
-            |image, _| println!("Successfully removed {name} from {image}\n"),
+            |image| {
+                ctx.out
+                    .status(format_args!("Removing signer \"{name}\" from {image}..."))
+            },
+            |image, _| {
+                ctx.out
+                    .status(format_args!("Successfully removed {name} from {image}\n"))
+            },
         )
         .await
     }

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use super::trust::TrustRepo;
-use super::{Context, Error, Format, cancellable};
+use super::{Context, Error, cancellable};
 use crate::notary::client::{ClientError, VerifiedDigest};
 use crate::notation::envelope::Descriptor;
 use crate::notation::policy::{Level, MAX_POLICY_BYTES, Policy, PolicyError, Statement, StoreType};
@@ -73,13 +73,13 @@ pub fn decide(
     match (policy, dct, notation) {
         (Some(SignaturePolicy::Dct), Verified(d), _) => Ok((d, vec![dct_kind], None)),
         (Some(SignaturePolicy::Dct), Failed(e), _) => Err(e),
-        (Some(SignaturePolicy::Dct), Absent(why), _) => refuse(why),
+        (Some(SignaturePolicy::Dct), Absent(why), _) => Err(Error::NoSignature(why)),
         (Some(SignaturePolicy::Notation), _, Verified(n)) => {
             let k = notation_kind(&n);
             Ok((n.digest.clone(), vec![k], Some(n)))
         }
         (Some(SignaturePolicy::Notation), _, Failed(e)) => Err(e),
-        (Some(SignaturePolicy::Notation), _, Absent(why)) => refuse(why),
+        (Some(SignaturePolicy::Notation), _, Absent(why)) => Err(Error::NoSignature(why)),
         (Some(SignaturePolicy::Either), Verified(d), n) => {
             let mut kinds = vec![dct_kind];
             let n = match n {
@@ -127,7 +127,9 @@ pub fn decide(
             let k = notation_kind(&n);
             Ok((n.digest.clone(), vec![k], Some(n)))
         }
-        (None, Absent(a), Absent(b)) => refuse(format!("the image is not signed: {a}; {b}")),
+        (None, Absent(a), Absent(b)) => Err(Error::NoSignature(format!(
+            "the image is not signed: {a}; {b}"
+        ))),
     }
 }
 
@@ -214,9 +216,6 @@ pub struct VerifyArgs {
     /// every kind the repository has).
     #[arg(long, value_enum)]
     policy: Option<SignaturePolicy>,
-    /// Output format: the digest alone, or a JSON document.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    format: Format,
 }
 
 #[derive(Serialize)]
@@ -256,30 +255,27 @@ impl VerifyArgs {
         };
         let (target, kinds, notation) = verify_tag(ctx, &t, &tag, policy).await?;
         let digest = target.digest();
-        match self.format {
-            Format::Text => println!("{digest}"),
-            Format::Json => {
-                let v = Verified {
-                    name: image.gun(),
-                    tag: &tag,
-                    digest,
-                    size: target.size(),
-                    role: target.role(),
-                    kinds,
-                    notation: notation.map(|n| NotationJson {
-                        signer: n.signer,
-                        signature: n.signature,
-                        discovery: match n.discovery {
-                            Discovery::ReferrersApi => "referrers API",
-                            Discovery::TagSchema => "tag schema",
-                        },
-                        media_type: n.descriptor.media_type,
-                        logged: n.logged,
-                    }),
-                };
-                println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
-            }
-        }
+        // The text output is the digest alone.
+        let text = digest.clone();
+        let v = Verified {
+            name: image.gun(),
+            tag: &tag,
+            digest,
+            size: target.size(),
+            role: target.role(),
+            kinds,
+            notation: notation.map(|n| NotationJson {
+                signer: n.signer,
+                signature: n.signature,
+                discovery: match n.discovery {
+                    Discovery::ReferrersApi => "referrers API",
+                    Discovery::TagSchema => "tag schema",
+                },
+                media_type: n.descriptor.media_type,
+                logged: n.logged,
+            }),
+        };
+        ctx.out.emit(&v, |out| writeln!(out, "{text}"))?;
         Ok(())
     }
 }

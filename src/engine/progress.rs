@@ -10,6 +10,8 @@ pub struct Progress {
     tty: bool,
     /// `--quiet`: nothing is shown.
     silent: bool,
+    /// Render on stderr: stdout carries a JSON report (`--format json`).
+    stderr: bool,
     /// Line index of each layer id on screen, in order of appearance.
     lines: HashMap<String, usize>,
     count: usize,
@@ -22,6 +24,7 @@ impl Progress {
         Progress {
             tty,
             silent: false,
+            stderr: false,
             lines: HashMap::new(),
             count: 0,
             last: HashMap::new(),
@@ -42,6 +45,15 @@ impl Progress {
         }
     }
 
+    /// A renderer for stderr, in-place when stderr is a terminal.
+    pub fn stderr() -> Self {
+        use std::io::IsTerminal;
+        Progress {
+            stderr: true,
+            ..Progress::new(std::io::stderr().is_terminal())
+        }
+    }
+
     /// Shows one message: `id` is the layer (if any), `status` the text, and `current`/`total`
     /// the bytes done so far.
     pub fn update(
@@ -54,7 +66,11 @@ impl Progress {
         if self.silent {
             return;
         }
-        let mut out = std::io::stdout().lock();
+        let mut out: Box<dyn Write> = if self.stderr {
+            Box::new(std::io::stderr().lock())
+        } else {
+            Box::new(std::io::stdout().lock())
+        };
         let in_flight = matches!((current, total), (Some(_), Some(t)) if t > 0);
         if in_flight && !self.tty {
             // As docker: bytes in flight are for terminals; a log gets each layer's steps.

@@ -18,6 +18,7 @@ mod endpoint;
 mod faults;
 mod info;
 mod install;
+mod json_output;
 mod keys;
 mod notation_migrate;
 mod notation_sign;
