@@ -2,6 +2,7 @@
 //! and exit codes.
 
 mod doctor;
+mod exit;
 mod info;
 mod inspect;
 mod key;
@@ -37,10 +38,10 @@ use crate::plugin::{self, GlobalFlags, InvocationError, Mode};
 use crate::reference::ReferenceError;
 use crate::registry::{HttpError, ManifestError};
 
-/// Exit code of a command stopped by Ctrl-C or by the docker CLI (128 + SIGINT, as shells do).
-pub const EXIT_CANCELLED: u8 = 130;
-/// Exit code for usage errors, as clap uses.
-pub const EXIT_USAGE: u8 = 2;
+pub use exit::{
+    EXIT_CANCELLED, EXIT_FAILURE, EXIT_NETWORK, EXIT_NOT_SIGNED, EXIT_PERMISSION, EXIT_REFUSED,
+    EXIT_USAGE, Kind,
+};
 
 const ABOUT: &str = "Signed image push and pull for Azure Container Registry.\n\n\
 Signs in with Microsoft Entra ID, keeps signing keys in the OS keyring, and publishes and \
@@ -387,16 +388,6 @@ fn skipped_note(skipped: &[(String, String)]) -> String {
 }
 
 impl Error {
-    fn exit_code(&self) -> u8 {
-        match self {
-            Error::Cancelled(_) => EXIT_CANCELLED,
-            Error::Publish(e) if e.cancelled().is_some() => EXIT_CANCELLED,
-            Error::Invocation(_) | Error::Usage(_) => EXIT_USAGE,
-            Error::Several(errors) => errors.first().map_or(1, Error::exit_code),
-            _ => 1,
-        }
-    }
-
     /// The failures to print, one per line: [`Error::Several`] flattened.
     fn leaves(&self) -> Vec<&Error> {
         match self {

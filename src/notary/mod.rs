@@ -66,8 +66,8 @@ impl client::Fetch for NotaryServer {
         match resp.status().as_u16() {
             200 => Ok(Some(read_limited(resp, limit).await?)),
             404 => Ok(None),
-            _ => Err(HttpError::Unreachable {
-                url: redact(resp.url()),
+            status => Err(HttpError::Status {
+                status,
                 reason: Self::describe_failure(resp).await,
             }),
         }

@@ -17,6 +17,14 @@ pub enum HttpError {
         /// Why.
         reason: String,
     },
+    /// The server answered with a status the request cannot use (a 5xx, a 403 after sign-in).
+    #[error("{reason}")]
+    Status {
+        /// HTTP status.
+        status: u16,
+        /// What the server said, with the URL (never with credentials).
+        reason: String,
+    },
     /// The body is larger than allowed.
     #[error("{url} sent more than {limit} bytes; refusing the response")]
     TooLarge {

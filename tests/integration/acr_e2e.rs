@@ -217,7 +217,7 @@ fn acr_for(mode: MissingRole) -> (String, Option<Emulator>) {
 
 /// The command failed before sending anything, naming AcrImageSigner and how to assign it.
 fn assert_told_signer_role_is_missing(out: &Output) {
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(out));
+    assert_eq!(out.status.code(), Some(5), "{}", all_output(out));
     let err = stderr(out);
     assert!(err.contains("lacks AcrImageSigner"), "{err}");
     assert!(
@@ -289,7 +289,7 @@ fn pusher_without_signer_role_is_refused_and_nothing_is_pushed(mode: MissingRole
     let reference = format!("{repo}:v1");
     import_image(&env, &reference, "not signable");
     let out = run(env.plugin().args(["push", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", all_output(&out));
     assert!(
         stderr(&out).contains("lacks AcrImageSigner"),
         "{}",
@@ -366,7 +366,7 @@ fn cached_token_is_not_reused_after_az_switches_account_or_logs_out() {
     // `az login` as an AcrPull-only account: the signer's cached token must not sign.
     az_login(&env, "reader");
     let out = run(env.plugin().args(["-D", "sign", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", all_output(&out));
     let err = stderr(&out);
     assert!(err.contains("lacks AcrImageSigner"), "{err}");
     let reader = identity("reader");
@@ -711,7 +711,7 @@ fn username_and_password_credentials_cannot_sign_and_say_why() {
     )
     .unwrap();
     let out = run(env.plugin().args(["sign", &reference]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(5));
     let err = stderr(&out);
     assert!(err.contains("ACR does not allow to sign"), "{err}");
     assert!(err.contains("Microsoft Entra"), "{err}");

@@ -144,7 +144,7 @@ fn downgrade_world() -> Downgrade {
 fn assert_refused_naming_releases(out: &Output, what: &str) {
     assert_eq!(
         out.status.code(),
-        Some(1),
+        Some(4),
         "{what} must fail\nstdout:\n{}\nstderr:\n{}",
         stdout(out),
         stderr(out)
@@ -220,7 +220,7 @@ fn tamper_proxy_passes_rewrites_and_records() {
 
     proxy.on("GET", "timestamp.json", Action::Reset);
     let out = plugin_via(&env, &cfg, &proxy, &["verify", &format!("{gun}:v1")]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let seen = proxy.requests();
     assert!(
         seen.iter()
@@ -262,50 +262,57 @@ fn hostile_answers_over_http_are_refused_and_nothing_is_cached() {
     let v1 = format!("{gun}:v1");
     let proxy = Tamper::start();
     let timestamp_limit = "sent more than 1048576 bytes";
-    let cases: Vec<(&str, &str, Action, &str)> = vec![
+    // Exit codes: refused data 4, a connection that breaks 6, a server error 1.
+    let cases: Vec<(&str, &str, Action, &str, i32)> = vec![
         (
             "endless timestamp",
             "/timestamp.json",
             Action::Endless,
             timestamp_limit,
+            4,
         ),
         (
             "timestamp announcing 2 MiB",
             "/timestamp.json",
             Action::ClaimLength(2 * 1024 * 1024),
             timestamp_limit,
+            4,
         ),
         (
             "snapshot cut short by a wrong Content-Length",
             "/snapshot.",
             Action::WrongLength(-1),
             "snapshot: sha256 hash does not match",
+            4,
         ),
         (
             "root announcing more than it sends",
             "/root.json",
             Action::WrongLength(100),
             "cannot reach",
+            6,
         ),
         (
             "targets replaced",
             "/targets.",
             Action::Body(b"{}".to_vec()),
             "targets: ",
+            4,
         ),
         (
             "server error on the snapshot",
             "/snapshot.",
             Action::Status(500),
             "500",
+            1,
         ),
     ];
-    for (i, (what, path, action, reason)) in cases.into_iter().enumerate() {
+    for (i, (what, path, action, reason, code)) in cases.into_iter().enumerate() {
         proxy.clear();
         proxy.on("GET", path, action);
         let cfg = env.home.join(format!("hostile-{i}"));
         let out = plugin_via(&env, &cfg, &proxy, &["verify", &v1]);
-        assert_eq!(out.status.code(), Some(1), "{what}: {}", stderr(&out));
+        assert_eq!(out.status.code(), Some(code), "{what}: {}", stderr(&out));
         assert!(stderr(&out).contains(reason), "{what}: {}", stderr(&out));
         assert!(stdout(&out).is_empty(), "{what}: {}", stdout(&out));
         assert!(
@@ -398,7 +405,7 @@ fn tag_signed_with_only_a_sha512_is_refused_by_verify_and_pull() {
     );
     for cmd in ["verify", "pull"] {
         let out = run(env.plugin().args([cmd, &format!("{gun}:v1")]));
-        assert_eq!(out.status.code(), Some(1), "{cmd}: {}", stdout(&out));
+        assert_eq!(out.status.code(), Some(4), "{cmd}: {}", stdout(&out));
         assert!(
             stderr(&out).contains("no valid hash, expecting sha256"),
             "{cmd}: {}",
@@ -436,7 +443,7 @@ fn replayed_older_timestamp_is_refused_as_a_rollback() {
     // A network attacker replays the older, validly signed, unexpired timestamp.
     proxy.on("GET", "/timestamp.json", Action::Body(old));
     let out = plugin_via(&env, &cfg, &proxy, &["verify", &v1]);
-    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(out.status.code(), Some(4), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(
         err.contains("timestamp") && err.contains("rollback"),

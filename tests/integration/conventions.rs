@@ -110,20 +110,121 @@ fn readme_exit_codes() -> Vec<u8> {
 
 #[test]
 fn exit_codes_match_the_readme_table() {
-    assert_eq!(readme_exit_codes(), [0, 1, 2, 130]);
-    let env = TestEnv::new();
-    let code = |args: &[&str]| run(env.plugin().args(args)).status.code();
-    assert_eq!(code(&["completion", "fish"]), Some(0));
-    assert_eq!(
-        code(&["frobnicate"]),
-        Some(2),
-        "an unknown command is a usage error"
+    assert_eq!(readme_exit_codes(), [0, 1, 2, 3, 4, 5, 6, 130]);
+    let stack = stack();
+    let mut env = TestEnv::new();
+    env.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    env.set("DOCKER_HOST", &stack.docker_host);
+    let code = |env: &TestEnv, args: &[&str]| {
+        let out = run(env.plugin().args(args));
+        (out.status.code(), stderr(&out))
+    };
+    let expect = |env: &TestEnv, args: &[&str], want: i32, why: &str| {
+        let (got, err) = code(env, args);
+        assert_eq!(got, Some(want), "{why}: {args:?}\n{err}");
+        err
+    };
+
+    // 0
+    expect(&env, &["completion", "fish"], 0, "success");
+
+    // 2: clap's usage errors and the runtime ones.
+    expect(&env, &["frobnicate"], 2, "an unknown command");
+    expect(
+        &env,
+        &["push", "no-tag-given.example/app"],
+        2,
+        "a missing tag",
     );
-    assert_eq!(
-        code(&["push", "no-tag-given.example/app"]),
-        Some(2),
-        "a runtime usage error"
+    expect(
+        &env,
+        &["verify", "UPPER/Case:v1"],
+        2,
+        "an invalid reference",
     );
-    // A registry that does not answer: the command fails.
-    assert_eq!(code(&["verify", "127.0.0.1:9/app:v1"]), Some(1));
+    expect(
+        &env,
+        &["completion", "bash", "--format", "json"],
+        2,
+        "json of a script",
+    );
+
+    // 3: a tag pushed without signing.
+    let repo = unique_repo(&stack.registry, "exit");
+    let unsigned = format!("{repo}:unsigned");
+    import_image(&env, &unsigned, "exit codes: unsigned");
+    assert_success(&run(env.docker().args(["push", &unsigned])), "docker push");
+    let err = expect(&env, &["verify", &unsigned], 3, "not signed");
+    assert!(err.contains("not signed"), "{err}");
+
+    // 4: signed, but the trust data is refused: a root pin it does not match.
+    let signed = format!("{repo}:v1");
+    import_image(&env, &signed, "exit codes: signed");
+    assert_success(&run(env.plugin().args(["push", &signed])), "push");
+    let mut pinned = TestEnv::new();
+    pinned.set("DOCKER_CONTENT_TRUST_SERVER", &stack.notary_url);
+    std::fs::write(
+        pinned.config.join("trustacr.json"),
+        serde_json::json!({"trust_pinning": {"certs": {repo.clone(): ["0".repeat(64)]}}})
+            .to_string(),
+    )
+    .unwrap();
+    expect(&pinned, &["verify", &signed], 4, "verification refused");
+    // Unpinned, the same tag verifies: the 4 above was the pin, not the data.
+    expect(&env, &["verify", &signed], 0, "the signed tag verifies");
+
+    // 5: an identity without AcrImageSigner, found before anything is sent.
+    let reader = crate::acr_e2e::env_on(&stack.acr_host, "reader");
+    let err = expect(
+        &reader,
+        &["push", &format!("{}/t/exit-role:v1", stack.acr_host)],
+        5,
+        "permission",
+    );
+    assert!(err.contains("lacks AcrImageSigner"), "{err}");
+
+    // 6: nothing listens on the registry's port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut offline = TestEnv::new();
+    offline.set(
+        "DOCKER_CONTENT_TRUST_SERVER",
+        format!("https://127.0.0.1:{port}"),
+    );
+    expect(
+        &offline,
+        &["verify", &format!("127.0.0.1:{port}/app:v1")],
+        6,
+        "network",
+    );
+
+    // 130: TRUSTACR_TIMEOUT stops a command whose server accepts and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let mut stalled = TestEnv::new();
+    stalled.set(
+        "DOCKER_CONTENT_TRUST_SERVER",
+        format!("https://127.0.0.1:{port}"),
+    );
+    stalled.set("TRUSTACR_TIMEOUT", "2");
+    let err = expect(
+        &stalled,
+        &["verify", &format!("127.0.0.1:{port}/app:v1")],
+        130,
+        "cancelled",
+    );
+    assert!(err.contains("TRUSTACR_TIMEOUT"), "{err}");
+    drop(silent);
+
+    // 1: anything else, e.g. docker's configuration is not JSON.
+    std::fs::write(offline.config.join("config.json"), "{not json").unwrap();
+    expect(
+        &offline,
+        &["verify", "r.example/app:v1"],
+        1,
+        "a broken configuration",
+    );
 }

@@ -114,7 +114,7 @@ fn reader_may_show_the_trust_policy_but_disabling_is_refused_with_the_roles_name
     let out = run(env
         .plugin()
         .args(["registry", "trust", "disable", &em.host, "--yes"]));
-    assert_eq!(out.status.code(), Some(1), "{}", all_output(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", all_output(&out));
     let err = stderr(&out);
     assert!(
         err.contains("403 AuthorizationFailed") && err.contains("Reader may only read"),

@@ -222,7 +222,7 @@ fn acr_loopback_registry_with_an_untrusted_certificate_gets_no_token() {
     let reference = format!("{host}/t/app:v1");
 
     let out = run(env.plugin().args(["verify", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
     let err = stderr(&out);
     assert!(err.contains("certificate"), "the refusal names TLS:\n{err}");
     let seen = server.received();
@@ -237,7 +237,7 @@ fn acr_loopback_registry_with_an_untrusted_certificate_gets_no_token() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::copy(&ca, dir.join("ca.crt")).unwrap();
     let out = run(env.plugin().args(["verify", &reference]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(5), "{}", stderr(&out));
     let seen = server.received();
     assert!(seen.starts_with("POST /oauth2/exchange "), "{seen}");
     assert!(seen.contains("access_token="), "{seen}");

@@ -93,16 +93,27 @@ fn a_verify_cut_at_any_step_names_it_keeps_old_or_new_files_and_a_rerun_complete
     let m = moved_repository("cut", &proxy);
     let image = format!("{}:v1", m.repo);
     let before = cache_files(&m.warm, &m.repo);
-    let cases: &[(&str, Action, &str)] = &[
-        ("/_trust/tuf/timestamp.", Action::Status(503), "timestamp"),
-        ("/_trust/tuf/snapshot.", Action::Status(503), "snapshot"),
-        ("/_trust/tuf/targets.", Action::Status(500), "targets"),
-        ("/_trust/tuf/timestamp.", Action::Reset, "timestamp"),
-        ("/_trust/tuf/snapshot.", Action::Reset, "snapshot"),
-        ("/_trust/tuf/targets.", Action::Reset, "targets"),
-        ("/_trust/tuf/targets.", Action::WrongLength(-10), "targets"),
+    // Exit codes: a server error 1, a connection that breaks 6, bytes that do not match 4.
+    let cases: &[(&str, Action, &str, i32)] = &[
+        (
+            "/_trust/tuf/timestamp.",
+            Action::Status(503),
+            "timestamp",
+            1,
+        ),
+        ("/_trust/tuf/snapshot.", Action::Status(503), "snapshot", 1),
+        ("/_trust/tuf/targets.", Action::Status(500), "targets", 1),
+        ("/_trust/tuf/timestamp.", Action::Reset, "timestamp", 6),
+        ("/_trust/tuf/snapshot.", Action::Reset, "snapshot", 6),
+        ("/_trust/tuf/targets.", Action::Reset, "targets", 6),
+        (
+            "/_trust/tuf/targets.",
+            Action::WrongLength(-10),
+            "targets",
+            4,
+        ),
     ];
-    for (i, (file, action, step)) in cases.iter().enumerate() {
+    for (i, (file, action, step, code)) in cases.iter().enumerate() {
         let what = format!("{action:?} on {file}");
         let cfg = m.env.home.join(format!("cfg-cut-{i}"));
         copy_dir(&m.warm, &cfg);
@@ -110,7 +121,7 @@ fn a_verify_cut_at_any_step_names_it_keeps_old_or_new_files_and_a_rerun_complete
         proxy.on("GET", file, action.clone());
         let out = verify_via(&m.env, &cfg, &proxy, &image);
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(out.status.code(), Some(*code), "{what}: {err}");
         assert!(
             stdout(&out).trim().is_empty(),
             "{what}: a digest was claimed"
@@ -158,7 +169,7 @@ fn a_stalled_notary_server_ends_at_the_request_timeout_naming_the_step() {
         .args(["verify", &format!("{}:v1", m.repo)]));
     let took = started.elapsed();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(
         took < Duration::from_secs(30),
         "took {took:?}: the request timeout was ignored"
@@ -249,17 +260,18 @@ fn a_notary_server_failing_before_the_upload_publishes_nothing_and_a_rerun_compl
             .env("DOCKER_CONTENT_TRUST_SERVER", proxy.url())
             .args(["sign", &format!("{repo}:v2")]))
     };
-    for (method, file, action) in [
-        ("GET", "/_trust/tuf/timestamp.", Action::Status(503)),
-        ("GET", "/_trust/tuf/targets.", Action::Reset),
-        ("POST", "/_trust/tuf/", Action::Status(503)),
+    // Exit codes: a server error 1, a connection that breaks 6.
+    for (method, file, action, code) in [
+        ("GET", "/_trust/tuf/timestamp.", Action::Status(503), 1),
+        ("GET", "/_trust/tuf/targets.", Action::Reset, 6),
+        ("POST", "/_trust/tuf/", Action::Status(503), 1),
     ] {
         let what = format!("{action:?} on {method} {file}");
         proxy.clear();
         proxy.on(method, file, action);
         let out = sign();
         let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert_eq!(out.status.code(), Some(code), "{what}: {err}");
         assert!(!err.contains("signed and published"), "{what}: {err}");
         let listed = stdout(&notary(&env, &["list", &repo]));
         assert!(
@@ -386,7 +398,7 @@ fn a_notary_server_dying_during_the_upload_says_it_may_not_be_applied_and_a_reru
     proxy.on("POST", "/_trust/tuf/", Action::Reset);
     let out = u.sign_via(&proxy);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(
         err.contains("got no answer") && err.contains("may or may not have applied it"),
         "the error does not say the upload's fate is unknown: {err}"
@@ -415,7 +427,7 @@ fn a_notary_server_dying_after_accepting_the_upload_never_says_not_published_and
     proxy.on("POST", "/_trust/tuf/", Action::ResetAfterForward);
     let out = u.sign_via(&proxy);
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(
         err.contains("may or may not have applied it"),
         "the error does not say the upload's fate is unknown: {err}"
@@ -558,7 +570,7 @@ fn a_token_endpoint_asking_for_a_long_wait_fails_at_once_naming_it_and_a_rerun_c
     let out = run(env.plugin().args(["verify", &reference]));
     let took = started.elapsed();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(took < Duration::from_secs(8), "took {took:?}: it waited");
     assert!(stdout(&out).trim().is_empty(), "a digest was claimed");
     for part in [
@@ -583,7 +595,7 @@ fn a_token_endpoint_asking_for_a_long_wait_fails_at_once_naming_it_and_a_rerun_c
         .args(["verify", &reference]));
     let took = started.elapsed();
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(took < Duration::from_secs(5), "took {took:?}");
     assert!(
         err.contains("429") && err.contains("8 s") && err.contains("TRUSTACR_TIMEOUT"),
@@ -595,7 +607,7 @@ fn a_token_endpoint_asking_for_a_long_wait_fails_at_once_naming_it_and_a_rerun_c
     let before = token_requests(&em);
     let out = run(env.plugin().args(["verify", &reference]));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(err.contains("each of 4 requests"), "{err}");
     assert_eq!(token_requests(&em) - before, 4);
 

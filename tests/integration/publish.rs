@@ -423,7 +423,7 @@ fn revoking_an_unsigned_tag_exits_1_and_changes_nothing() {
     let before = stdout(&notary(&env, &["list", &repo]));
     let out = run(env.plugin().args(["revoke", &format!("{repo}:drop")]));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(3), "{err}");
     assert!(
         err.contains(&format!("No valid trust data for drop in {repo}")),
         "{err}"
@@ -627,13 +627,14 @@ fn an_upload_without_an_answer_is_reported_as_possibly_live_not_as_unchanged() {
     );
     assert!(!err.contains("nothing was changed"), "{err}");
 
-    // The connection reset after the upload was sent: the same uncertainty, exit 1.
+    // The connection reset after the upload was sent: the same uncertainty, as a network
+    // failure (exit 6).
     proxy.clear();
     proxy.on("POST", "/_trust/tuf/", Action::Reset);
     let out =
         run(plugin_via(&env, &env.home.join("cfg2"), &proxy).args(["sign", &format!("{repo}:v2")]));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(6), "{err}");
     assert!(
         err.contains(&format!("the upload to {repo} got no answer"))
             && err.contains("may or may not have applied it (v2 signed in"),
@@ -653,7 +654,7 @@ fn a_new_root_that_the_trust_pin_refuses_is_never_uploaded() {
     std::fs::write(env.config.join("trustacr.json"), pin.to_string()).unwrap();
     let out = run(env.plugin().args(["sign", &format!("{repo}:v1")]));
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(
         err.contains(&format!(
             "the root docker trustacr would create for {repo} is refused by your trust pinning"

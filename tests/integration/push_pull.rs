@@ -236,7 +236,7 @@ fn unsigned_tag_and_missing_trust_data_are_refused_before_the_engine_is_asked() 
     let out = run(env
         .plugin()
         .args(["-H", &host, "pull", &format!("{repo}:other")]));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(3), "{}", stderr(&out));
     assert!(
         stderr(&out).contains("No valid trust data for other"),
         "{}",
@@ -247,7 +247,7 @@ fn unsigned_tag_and_missing_trust_data_are_refused_before_the_engine_is_asked() 
     let out = run(env
         .plugin()
         .args(["-H", &host, "pull", &format!("{never}:v1")]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("remote trust data does not exist"),
         "{}",
@@ -269,7 +269,7 @@ fn notary_server_down_is_refused_without_an_unverified_fallback() {
     let out = run(env
         .plugin()
         .args(["-H", &engine.host, "pull", &format!("{repo}:v1")]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(6));
     assert!(stderr(&out).contains("127.0.0.1:1"), "{}", stderr(&out));
     engine.assert_not_contacted("the engine was contacted though trust data could not be fetched");
 }

@@ -138,7 +138,7 @@ fn revoke_removes_the_tag_for_every_client() {
         stdout(&out)
     );
     let out = run(env.plugin().args(["verify", &format!("{repo}:drop")]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("No valid trust data for drop"),
         "{}",
@@ -157,7 +157,7 @@ fn repository_without_trust_data_is_reported_and_nothing_is_cached() {
     let env = trust_env();
     let repo = unique_repo(&stack().registry, "none");
     let out = run(env.plugin().args(["verify", &format!("{repo}:v1")]));
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(out.status.code(), Some(3));
     assert!(
         stderr(&out).contains("remote trust data does not exist"),
         "{}",
@@ -357,7 +357,7 @@ fn notary_server_certificate_is_checked_against_the_ca_in_the_docker_tls_dir() {
     );
 
     let out = run(env.plugin().args(["verify", &format!("{gun}:v1")]));
-    assert_eq!(out.status.code(), Some(1), "an unknown CA must be refused");
+    assert_eq!(out.status.code(), Some(6), "an unknown CA must be refused");
     assert!(stderr(&out).contains("cannot reach"), "{}", stderr(&out));
     assert!(!env.config.join("trust/tuf").join(&gun).exists());
 
