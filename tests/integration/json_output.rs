@@ -114,3 +114,78 @@ fn push_pull_and_verify_json_validate_and_agree_on_the_signed_digest() {
     );
     assert!(pull_err.contains("Pull (1 of 1)"), "{pull_err}");
 }
+
+#[test]
+fn sign_inspect_revoke_and_key_commands_json_validate_and_name_the_real_keys_and_tags() {
+    let env = trust_stack_env();
+    let repo = unique_repo(&stack().registry, "json-sign");
+    let (digest, size) = docker_push(&env, &format!("{repo}:v1"), "json sign");
+    create_server_keys(&repo);
+
+    let (signed, _) = json_run(&env, "sign", &["sign", &format!("{repo}:v1")]);
+    assert_eq!(signed["signed"][0]["digest"], digest.as_str());
+    assert_eq!(signed["signed"][0]["size"], size);
+    assert_eq!(signed["signed"][0]["signature"], "dct");
+
+    let (inspected, _) = json_run(&env, "inspect", &["inspect", &repo]);
+    assert_eq!(
+        inspected[0]["SignedTags"][0]["Digest"],
+        digest.trim_start_matches("sha256:")
+    );
+
+    let (listed, _) = json_run(&env, "key-list", &["key", "list", &repo]);
+    let targets = listed["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["role"] == "targets")
+        .unwrap_or_else(|| panic!("no targets key in {listed}"));
+    let repo_key = &inspected[0]["AdministrativeKeys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["Name"] == "Repository")
+        .unwrap()["Keys"][0]["ID"];
+    assert_eq!(
+        &targets["id"], repo_key,
+        "key list names the repository key"
+    );
+
+    let (revoked, _) = json_run(&env, "revoke", &["revoke", &format!("{repo}:v1")]);
+    assert_eq!(revoked, json!({"name": repo, "revoked": ["v1"]}));
+
+    let dir = env.home.join("signer-keys");
+    std::fs::create_dir_all(&dir).unwrap();
+    let name = format!("jsonsigner{}", next_id());
+    let (generated, _) = json_run(
+        &env,
+        "key-generate",
+        &["key", "generate", &name, "--dir", dir.to_str().unwrap()],
+    );
+    let public = generated["public_key_file"].as_str().unwrap();
+    assert!(std::path::Path::new(public).exists(), "{generated}");
+
+    let (added, _) = json_run(
+        &env,
+        "signer",
+        &["signer", "add", &name, &repo, "--key", public],
+    );
+    assert_eq!(added["signer"]["keys"][0], generated["id"]);
+    assert_eq!(added["repositories"][0]["name"], repo.as_str());
+
+    let (removed, _) = json_run(&env, "signer", &["signer", "remove", &name, &repo, "--yes"]);
+    assert_eq!(removed["signer"], json!({ "name": name }));
+}
+
+#[test]
+fn info_json_validates_and_quiet_with_json_is_a_usage_error() {
+    let env = trust_stack_env();
+    let (info, _) = json_run(&env, "info", &["-H", &stack().docker_host, "info"]);
+    assert_eq!(info["mode"], "standalone");
+    let out = run(env
+        .plugin()
+        .args(["push", "-q", "--format", "json", "r.example/app:v1"]));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty());
+    assert!(stderr(&out).contains("choose one"), "{}", stderr(&out));
+}
