@@ -184,11 +184,7 @@ fn exit_codes_match_the_readme_table() {
     assert!(err.contains("lacks AcrImageSigner"), "{err}");
 
     // 6: nothing listens on the registry's port.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = closed_port();
     let mut offline = TestEnv::new();
     offline.set(
         "DOCKER_CONTENT_TRUST_SERVER",

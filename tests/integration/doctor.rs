@@ -13,7 +13,7 @@ const SUBSCRIPTION: &str = "5b1f0e2a-1c3d-4e5f-8a9b-0c1d2e3f4a5b";
 /// An emulator answering as its own registry and as ARM, with `arm` changes over the defaults
 /// (Premium, trust enabled, RBAC mode, admin user off, only the signer may change it), and
 /// `changes` to the rest of its configuration.
-fn arm_emulator(arm: Value, changes: Value) -> Emulator {
+pub(crate) fn arm_emulator(arm: Value, changes: Value) -> Emulator {
     let mut settings = json!({
         "subscription": SUBSCRIPTION,
         "writers": [s(&identity("signer"), "client_id")],
@@ -27,7 +27,7 @@ fn arm_emulator(arm: Value, changes: Value) -> Emulator {
 }
 
 /// `who`'s environment on `em`, with ARM's endpoint and subscription for it in trustacr.json.
-fn arm_env(em: &Emulator, who: &str) -> TestEnv {
+pub(crate) fn arm_env(em: &Emulator, who: &str) -> TestEnv {
     let env = env_on(&em.host, who);
     write_settings(&env, &em.host, &format!("https://{}", em.host));
     env

@@ -51,6 +51,16 @@ fn json_run(env: &TestEnv, schema: &str, args: &[&str]) -> (Value, String) {
     (doc, stderr(&out))
 }
 
+/// The `id` of each entry of a document's `keys`.
+fn key_ids(doc: &Value) -> Vec<&Value> {
+    doc["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["id"])
+        .collect()
+}
+
 fn trust_stack_env() -> TestEnv {
     let stack = stack();
     let mut env = TestEnv::new();
@@ -178,7 +188,7 @@ fn sign_inspect_revoke_and_key_commands_json_validate_and_name_the_real_keys_and
 }
 
 #[test]
-fn info_json_validates_and_quiet_with_json_is_a_usage_error() {
+fn info_json_validates_quiet_with_json_is_a_usage_error_and_failures_print_no_document() {
     let env = trust_stack_env();
     let (info, _) = json_run(&env, "info", &["-H", &stack().docker_host, "info"]);
     assert_eq!(info["mode"], "standalone");
@@ -188,4 +198,156 @@ fn info_json_validates_and_quiet_with_json_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stdout(&out).is_empty());
     assert!(stderr(&out).contains("choose one"), "{}", stderr(&out));
+
+    // A failure prints no document: the error stays text on stderr, the code says its kind.
+    let port = closed_port();
+    let mut offline = TestEnv::new();
+    offline.set(
+        "DOCKER_CONTENT_TRUST_SERVER",
+        format!("https://127.0.0.1:{port}"),
+    );
+    let out = run(offline.plugin().args([
+        "verify",
+        "--format",
+        "json",
+        &format!("127.0.0.1:{port}/app:v1"),
+    ]));
+    assert_eq!(out.status.code(), Some(6), "{}", stderr(&out));
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    assert!(stderr(&out).starts_with("Error: "), "{}", stderr(&out));
+}
+
+#[test]
+fn acr_push_doctor_registry_trust_login_and_logout_json_validate_with_arms_answers() {
+    let em = crate::doctor::arm_emulator(json!({}), json!({}));
+    let env = crate::doctor::arm_env(&em, "signer");
+    let reference = format!("{}:v1", unique_repo(&em.host, "json-acr"));
+    import_image(&env, &reference, "json on ACR");
+    let (pushed, _) = json_run(&env, "push", &["push", &reference]);
+
+    let (report, _) = json_run(&env, "doctor", &["doctor", &reference]);
+    assert_eq!(report["target"], reference.as_str());
+    assert!(
+        report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "fail"),
+        "{report}"
+    );
+    let (verified, _) = json_run(&env, "verify", &["verify", &reference]);
+    assert_eq!(verified["digest"], pushed["digest"]);
+
+    let (shown, _) = json_run(
+        &env,
+        "registry-trust",
+        &["registry", "trust", "show", &em.host],
+    );
+    assert_eq!(shown["trust_policy"], "enabled");
+    assert_eq!(shown["sku"], "Premium");
+    let (after, err) = json_run(
+        &env,
+        "registry-trust",
+        &["registry", "trust", "disable", &em.host, "--yes"],
+    );
+    assert_eq!(after["trust_policy"], "disabled", "ARM's answer");
+    assert!(err.contains("deletes ALL trust data"), "{err}");
+
+    std::fs::write(
+        env.config.join("config.json"),
+        r#"{"credsStore":"secretservice"}"#,
+    )
+    .unwrap();
+    let (login, _) = json_run(&env, "login", &["login", &em.host]);
+    assert_eq!(
+        login,
+        json!({"registry": em.host, "credential_helper": "secretservice"})
+    );
+    let (logout, _) = json_run(&env, "logout", &["logout", &em.host]);
+    assert_eq!(logout, login, "logout erased it from the same helper");
+}
+
+#[test]
+fn notation_key_sign_policy_init_and_migrate_json_validate_and_agree_on_the_digest() {
+    let env = crate::notation_sign::notation_env();
+    let name = format!("jsonkey{}", next_id());
+    let (key, _) = json_run(
+        &env,
+        "key-generate",
+        &[
+            "key",
+            "generate",
+            "--notation",
+            &name,
+            "--dir",
+            env.home.to_str().unwrap(),
+            "--subject",
+            "C=US,ST=WA,O=Test Org,CN=trustacr json",
+        ],
+    );
+    assert_eq!(key["notation_key"], name.as_str());
+    let cert = key["certificate"].as_str().unwrap().to_string();
+    assert!(std::path::Path::new(&cert).is_file(), "{key}");
+
+    let repo = unique_repo(&stack().registry, "json-notation");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "json notation");
+    let (pushed, _) = json_run(&env, "push", &["push", &reference]);
+
+    let (policy, _) = json_run(
+        &env,
+        "policy-init",
+        &["policy", "init", &repo, "--cert", &cert],
+    );
+    assert_eq!(policy["scope"], repo.as_str());
+    assert!(std::path::Path::new(policy["policy_file"].as_str().unwrap()).is_file());
+
+    let (signed, _) = json_run(&env, "sign", &["sign", "--notation", &reference]);
+    assert_eq!(signed["signed"][0]["digest"], pushed["digest"]);
+    assert_eq!(signed["signed"][0]["signature"], "notation");
+
+    let (migrated, _) = json_run(&env, "migrate", &["migrate", &repo]);
+    assert_eq!(migrated["parity"], true, "{migrated}");
+    assert_eq!(migrated["rows"][0]["digest"], pushed["digest"]);
+    assert_eq!(migrated["rows"][0]["notation"], "present");
+
+    let (both, _) = json_run(&env, "verify", &["verify", "--policy", "both", &reference]);
+    assert_eq!(
+        both["notation"]["signature"],
+        signed["signed"][0]["notation_signature"]
+    );
+}
+
+#[test]
+fn key_export_import_and_rotate_json_validate_and_name_the_same_keys() {
+    let mut env = trust_env();
+    env.set(
+        "TRUSTACR_KEYRING_SERVICE",
+        format!("docker-trustacr-json-{}-{}", std::process::id(), next_id()),
+    );
+    let repo = unique_repo(&stack().registry, "json-keys");
+    import_image(&env, &format!("{repo}:v1"), "json keys");
+    json_run(&env, "push", &["push", &format!("{repo}:v1")]);
+
+    let backup = env.home.join("backup.key");
+    let (exported, _) = json_run(
+        &env,
+        "key-export",
+        &["key", "export", &repo, "-o", backup.to_str().unwrap()],
+    );
+    assert_eq!(exported["file"], backup.to_str().unwrap());
+    let ids = key_ids(&exported);
+
+    let (imported, _) = json_run(
+        &env,
+        "key-import",
+        &["key", "import", backup.to_str().unwrap()],
+    );
+    let again = key_ids(&imported);
+    assert_eq!(again, ids, "import names the exported keys");
+
+    let (rotated, _) = json_run(&env, "key-rotate", &["key", "rotate", &repo, "targets"]);
+    assert_eq!(rotated["role"], "targets");
+    assert_eq!(rotated["resigned_tags"], json!(["v1"]));
+    assert!(!ids.contains(&&rotated["new_key"]), "a new key: {rotated}");
 }
