@@ -272,3 +272,53 @@ fn rotate(e: &crate::notary::rotate::RotateError) -> Kind {
         _ => Kind::Failed,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn not_signed() -> Error {
+        Error::NotSigned {
+            tag: "v1".into(),
+            gun: "r.example/app".into(),
+            skipped: vec![],
+        }
+    }
+
+    #[test]
+    fn several_failures_keep_their_kind_only_when_they_agree() {
+        let same = Error::Several(vec![not_signed(), not_signed()]);
+        assert_eq!(same.exit_code(), EXIT_NOT_SIGNED);
+        let mixed = Error::Several(vec![not_signed(), Error::Usage("x".into())]);
+        assert_eq!(mixed.exit_code(), EXIT_FAILURE, "a mix is not one kind");
+        let cancelled = Error::Several(vec![
+            not_signed(),
+            Error::Cancelled(crate::plugin::cancel::CancelReason::Interrupt),
+        ]);
+        assert_eq!(cancelled.exit_code(), EXIT_CANCELLED);
+    }
+
+    #[test]
+    fn http_answers_are_classified_by_status_not_as_network() {
+        let status = |status| {
+            Error::Http(HttpError::Status {
+                status,
+                reason: format!("answered {status}"),
+            })
+        };
+        assert_eq!(status(403).exit_code(), EXIT_PERMISSION);
+        assert_eq!(status(401).exit_code(), EXIT_PERMISSION);
+        assert_eq!(status(500).exit_code(), EXIT_FAILURE);
+        let down = Error::Http(HttpError::Unreachable {
+            url: "https://n.example".into(),
+            reason: "connection refused".into(),
+        });
+        assert_eq!(down.exit_code(), EXIT_NETWORK);
+        let wrapped = Error::PushedButUnsigned {
+            reference: "r.example/app:v1".into(),
+            digest: "sha256:0".into(),
+            cause: Box::new(down),
+        };
+        assert_eq!(wrapped.exit_code(), EXIT_NETWORK, "the cause decides");
+    }
+}
