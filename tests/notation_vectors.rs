@@ -45,6 +45,7 @@ fn anchors(ca: Vec<StoreCertificate>, tsa: bool) -> Anchors {
         ca: vec![Ok(ca)],
         signing_authority: vec![],
         tsa_configured: tsa,
+        tsa: vec![],
     }
 }
 
@@ -374,11 +375,12 @@ fn notation_go_jws_signatures_with_and_without_a_timestamp_verify_while_their_ce
 }
 
 #[test]
-fn an_expired_certificate_with_a_timestamp_is_refused_because_timestamps_are_not_verified() {
-    // notation would verify the RFC 3161 token against a tsa store; this verifier does not, and
-    // then every certificate must be valid now, as notation requires without a tsa store.
+fn an_expired_certificate_without_a_tsa_store_is_refused_by_authentic_timestamp() {
+    // Without a tsa store notation does not look at the timestamp: every certificate must be
+    // valid now, and this one expired.
     let f = sig_env("jwsExpiredWithTimestamp.sig", false, "trustpolicy.json").unwrap_err();
     assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    // A tsa store that holds none of the TSA's roots: the timestamp cannot be trusted.
     let f = sig_env(
         "jwsExpiredWithTimestamp.sig",
         true,
@@ -387,6 +389,119 @@ fn an_expired_certificate_with_a_timestamp_is_refused_because_timestamps_are_not
     .unwrap_err();
     assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
     assert!(f.reason.contains("RFC 3161"), "{f}");
+}
+
+/// A sigEnv vector verified with its leaf pinned and `tsa_roots` as the tsa store, under
+/// timestamp_trustpolicy.json (a `tsa:` store: timestamps always verified).
+fn timestamped(file: &str, tsa_roots: &[&str]) -> Result<Verified, Failure> {
+    let bytes = read(file);
+    let mt = if bytes.first() == Some(&0xd2) {
+        MEDIA_TYPE_COSE
+    } else {
+        MEDIA_TYPE_JWS
+    };
+    let env = docker_trustacr::notation::envelope::parse(mt, &bytes).unwrap();
+    let leaf = parse_certificates(&env.certificate_chain[0]).unwrap();
+    let mut a = anchors(leaf, true);
+    a.tsa = vec![Ok(store(tsa_roots))];
+    verify(
+        mt,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement("timestamp_trustpolicy.json"),
+        &a,
+        now(),
+    )
+}
+
+const GLOBALSIGN_TSA_ROOT: &str = "truststore/tsa/globalsignRoot.cer";
+
+#[test]
+fn an_expired_certificate_with_an_rfc3161_timestamp_from_the_tsa_store_verifies() {
+    for file in [
+        "sigEnv/jwsExpiredWithTimestamp.sig",
+        "sigEnv/coseExpiredWithTimestamp.sig",
+        "sigEnv/jwsWithTimestamp.sig",
+        "sigEnv/coseWithTimestamp.sig",
+    ] {
+        let v = timestamped(file, &[GLOBALSIGN_TSA_ROOT]);
+        assert!(v.is_ok(), "{file}: {v:?}");
+    }
+}
+
+#[test]
+fn a_timestamp_outside_the_certificates_validity_is_refused_as_notation_refuses_it() {
+    let f = timestamped("sigEnv/timestampAfterNotAfter.sig", &[GLOBALSIGN_TSA_ROOT]).unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("after certificate"), "{f}");
+    let f = timestamped(
+        "sigEnv/timestampBeforeNotBefore.sig",
+        &[GLOBALSIGN_TSA_ROOT],
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("before certificate"), "{f}");
+}
+
+#[test]
+fn a_timestamp_from_another_tsa_root_or_for_another_signature_is_refused() {
+    let f = timestamped(
+        "sigEnv/jwsExpiredWithTimestamp.sig",
+        &["truststore/tsa/DigiCertTSARootSHA384.cer"],
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("tsa trust store"), "{f}");
+
+    // The timestamp is in the unsigned header: moved onto another signature, its message
+    // imprint no longer matches the signature bytes.
+    let donor: serde_json::Value =
+        serde_json::from_slice(&read("sigEnv/jwsWithTimestamp.sig")).unwrap();
+    let mut v: serde_json::Value =
+        serde_json::from_slice(&read("sigEnv/withoutTimestamp.sig")).unwrap();
+    v["header"]["io.cncf.notary.timestampSignature"] =
+        donor["header"]["io.cncf.notary.timestampSignature"].clone();
+    let bytes = serde_json::to_vec(&v).unwrap();
+    let env = parse_jws(&bytes).unwrap();
+    let mut a = anchors(own_leaf(&bytes), true);
+    a.tsa = vec![Ok(store(&[GLOBALSIGN_TSA_ROOT]))];
+    let f = verify(
+        MEDIA_TYPE_JWS,
+        &bytes,
+        &env.payload.target_artifact,
+        &statement("timestamp_trustpolicy.json"),
+        &a,
+        now(),
+    )
+    .unwrap_err();
+    assert_eq!(f.check, Check::AuthenticTimestamp, "{f}");
+    assert!(f.reason.contains("message imprint"), "{f}");
+
+    // One changed byte inside the token's TSTInfo (its serial number): the TSA's signature
+    // over the signed attributes no longer covers it.
+    let token = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        donor["header"]["io.cncf.notary.timestampSignature"]
+            .as_str()
+            .unwrap(),
+    )
+    .unwrap();
+    let serial = [0x71, 0xb1, 0x66, 0x77];
+    let at = token.windows(4).position(|w| w == serial).unwrap();
+    let mut changed = token.clone();
+    changed[at] ^= 1;
+    let sig = parse_jws(&read("sigEnv/jwsWithTimestamp.sig"))
+        .unwrap()
+        .signature;
+    let err = docker_trustacr::notation::timestamp::verify(
+        &changed,
+        &sig,
+        &store(&[GLOBALSIGN_TSA_ROOT]),
+    )
+    .unwrap_err();
+    assert!(err.contains("does not match its signed digest"), "{err}");
+    docker_trustacr::notation::timestamp::verify(&token, &sig, &store(&[GLOBALSIGN_TSA_ROOT]))
+        .unwrap();
 }
 
 #[test]

@@ -382,7 +382,10 @@ pub fn load_anchors(store: &TrustStore, statement: &Statement) -> Anchors {
         match kind {
             StoreType::Ca => anchors.ca.push(loaded),
             StoreType::SigningAuthority => anchors.signing_authority.push(loaded),
-            StoreType::Tsa => anchors.tsa_configured = true,
+            StoreType::Tsa => {
+                anchors.tsa_configured = true;
+                anchors.tsa.push(loaded);
+            }
         }
     }
     anchors

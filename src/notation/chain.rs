@@ -232,7 +232,7 @@ fn validate_leaf(cert: &Certificate) -> Result<(), ChainError> {
     Ok(())
 }
 
-fn validate_ca(
+pub(crate) fn validate_ca(
     cert: &Certificate,
     index: usize,
     expected_path_len: usize,
@@ -297,7 +297,7 @@ pub fn is_self_signed(cert: &Certificate) -> bool {
     issued_by(cert, cert)
 }
 
-fn verify_certificate_signature(alg: &str, spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
+pub(crate) fn verify_certificate_signature(alg: &str, spki: &[u8], msg: &[u8], sig: &[u8]) -> bool {
     use rsa::signature::Verifier;
     use spki::DecodePublicKey;
     let rsa_pkcs1 = |verify: &dyn Fn(rsa::RsaPublicKey, &rsa::pkcs1v15::Signature) -> bool| {

@@ -14,6 +14,7 @@ pub mod cose;
 pub mod envelope;
 pub mod policy;
 pub mod sign;
+pub mod timestamp;
 pub mod truststore;
 pub mod verify;
 

@@ -90,6 +90,8 @@ pub struct Anchors {
     pub signing_authority: Vec<Result<Vec<StoreCertificate>, String>>,
     /// Whether the statement names a `tsa` store.
     pub tsa_configured: bool,
+    /// `tsa` stores: the roots RFC 3161 timestamps must chain to.
+    pub tsa: Vec<Result<Vec<StoreCertificate>, String>>,
 }
 
 /// What a verified signature says.
@@ -438,13 +440,50 @@ fn authentic_timestamp(
     if !timestamp {
         return within(now, "verification time");
     }
-    Err(fail(
-        Check::AuthenticTimestamp,
-        if env.timestamp_signature.is_some() {
-            "the trust policy asks for RFC 3161 timestamp verification (a tsa store), which docker-trustacr does not do yet; verify this signature with notation".to_string()
-        } else {
-            "the trust policy asks for a timestamp (a tsa store) and the signature has none"
-                .to_string()
-        },
-    ))
+    let Some(token) = &env.timestamp_signature else {
+        return Err(fail(
+            Check::AuthenticTimestamp,
+            "the trust policy asks for a timestamp (a tsa store) and the signature has none",
+        ));
+    };
+    let mut roots = Vec::new();
+    for s in &anchors.tsa {
+        match s {
+            Ok(certs) => roots.extend(certs.iter().cloned()),
+            Err(e) => return Err(fail(Check::AuthenticTimestamp, e.clone())),
+        }
+    }
+    let range = super::timestamp::verify(token, &env.signature, &roots).map_err(|r| {
+        fail(
+            Check::AuthenticTimestamp,
+            format!("RFC 3161 timestamp refused: {r}"),
+        )
+    })?;
+    // The signing chain must be valid over the whole range the timestamp allows.
+    for c in certs {
+        let (nb, na) = chain::validity(c);
+        if range.earliest < nb {
+            return Err(fail(
+                Check::AuthenticTimestamp,
+                format!(
+                    "the timestamp ({} to {}) can be before certificate {} is valid (from {nb})",
+                    range.earliest,
+                    range.latest,
+                    chain::subject_string(c)
+                ),
+            ));
+        }
+        if range.latest > na {
+            return Err(fail(
+                Check::AuthenticTimestamp,
+                format!(
+                    "the timestamp ({} to {}) can be after certificate {} expired (at {na})",
+                    range.earliest,
+                    range.latest,
+                    chain::subject_string(c)
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
