@@ -15,7 +15,7 @@ minutes=${1:-5}
 shift || true
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root/fuzz"
-all=(argv reference cjson tuf_verify keys jwt_claims www_authenticate)
+all=(argv reference cjson tuf_verify keys jwt_claims www_authenticate notation_envelope)
 if [ $# -gt 0 ]; then targets=("$@"); else targets=("${all[@]}"); fi
 vectors=${TRUSTACR_VECTORS:-$root/../shared/vectors}
 sources=("$root/tests/data")
@@ -42,6 +42,10 @@ seed_all() {
         for pick in '\x00' '\x01' '\x02' '\x05' '\x81'; do
             seed tuf_verify '*.json' "$mode$pick"
         done
+    done
+    # notation_envelope: mode byte 0 = JWS, 1 = COSE (3: COSE with a tsa store).
+    for mode in '\x00' '\x01' '\x03'; do
+        seed notation_envelope '*.sig' "$mode"
     done
     seed keys '*.key' '\x06'
     seed keys '*.pem' '\x06'
