@@ -437,6 +437,13 @@ fn engine_message(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerStreamError { error } => error.clone(),
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
+        // The engine stopped, restarted or dropped the connection in the middle of an answer.
+        lost @ (bollard::errors::Error::HyperResponseError { .. }
+        | bollard::errors::Error::HyperLegacyError { .. }
+        | bollard::errors::Error::IOError { .. }
+        | bollard::errors::Error::RequestTimeoutError) => format!(
+            "the connection to the Docker engine was lost ({lost}). Check that dockerd is running, then run the command again"
+        ),
         other => other.to_string(),
     }
 }

@@ -615,3 +615,257 @@ fn a_token_endpoint_asking_for_a_long_wait_fails_at_once_naming_it_and_a_rerun_c
     let out = run(env.plugin().args(["verify", &reference]));
     assert_success(&out, "the rerun once the service stops throttling");
 }
+
+/// Tags and digests `notary list` shows for `gun`; empty when it has no trust data at all.
+fn notary_listing(env: &TestEnv, gun: &str) -> String {
+    let out = notary(env, &["list", gun]);
+    if out.status.success() {
+        stdout(&out)
+    } else {
+        let text = format!("{}{}", stdout(&out), stderr(&out));
+        assert!(
+            text.contains("does not have trust data"),
+            "notary list {gun}: {text}"
+        );
+        String::new()
+    }
+}
+
+/// Issue #12 item 2, the registry failing mid-push: a proxy in front of the stack's registry
+/// fails the manifest upload (the last step of the image push). The push names it, nothing is
+/// signed for a manifest the registry does not hold, and the rerun pushes and signs.
+#[test]
+fn a_registry_failing_mid_push_names_the_push_signs_nothing_and_a_rerun_completes() {
+    let env = trust_env();
+    let s = stack();
+    let ca = std::fs::read(&s.notary_ca).unwrap();
+    let registry = Tamper::start_to(&format!("http://{}", s.registry), &ca);
+    let host = registry.url().trim_start_matches("https://").to_string();
+    let repo = format!("{host}/t/midpush-{}-{}", std::process::id(), next_id());
+    let image = format!("{repo}:v1");
+    import_image(&env, &image, "mid-push");
+    for action in [Action::Status(500), Action::Reset] {
+        let what = format!("{action:?} on the manifest PUT");
+        registry.clear();
+        registry.forget_requests();
+        registry.on("PUT", "/manifests/", action);
+        let out = run(env.plugin().args(["push", &image]));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{what}: {err}");
+        assert!(
+            err.contains(&format!("pushing {image} failed")),
+            "{what}: the error does not name the push: {err}"
+        );
+        assert!(!stdout(&out).contains("Successfully signed"), "{what}");
+        assert!(
+            registry
+                .requests()
+                .iter()
+                .any(|r| r.method == "PUT" && r.path.contains("/manifests/")),
+            "{what}: the push never reached the manifest upload"
+        );
+        let listed = notary_listing(&env, &repo);
+        assert!(
+            !listed.contains("v1"),
+            "{what}: v1 was signed although the registry has no manifest for it:\n{listed}"
+        );
+        let out = run(env
+            .docker()
+            .args(["manifest", "inspect", "--insecure", &image]));
+        assert!(!out.status.success(), "{what}: the registry serves v1");
+    }
+    registry.clear();
+    let out = run(env.plugin().args(["push", &image]));
+    assert_success(&out, "the rerun of the push");
+    let out = run(env.plugin().args(["verify", &image]));
+    assert_success(&out, "verify after the rerun");
+    let digest = stdout(&out).trim().to_string();
+    assert!(
+        notary_listing(&env, &repo).contains(digest.trim_start_matches("sha256:")),
+        "notary does not list v1 at the verified digest"
+    );
+}
+
+/// A proxy on a unix socket in front of the stack's engine that, while `cut` is set, passes
+/// the head and the first part of an image-pull stream (`POST /…/images/create`) and then
+/// closes the connection: the engine going away mid-pull, as the plugin sees it. The shared
+/// engine itself is left alone. Dropping the proxy stops it.
+struct EngineCut {
+    socket: PathBuf,
+    cut: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl EngineCut {
+    fn start(dir: &Path) -> EngineCut {
+        use std::os::unix::net::{UnixListener, UnixStream};
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+        let upstream = PathBuf::from(
+            stack()
+                .docker_host
+                .strip_prefix("unix://")
+                .expect("a unix socket engine"),
+        );
+        let socket = dir.join("engine-cut.sock");
+        let listener = UnixListener::bind(&socket).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let (cut, cuts, stop) = (
+            Arc::new(AtomicBool::new(false)),
+            Arc::new(AtomicUsize::new(0)),
+            Arc::new(AtomicBool::new(false)),
+        );
+        let (c, n, s) = (cut.clone(), cuts.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            while !s.load(Ordering::SeqCst) {
+                let client = match listener.accept() {
+                    Ok((client, _)) => client,
+                    Err(_) => {
+                        std::thread::sleep(Duration::from_millis(10));
+                        continue;
+                    }
+                };
+                client.set_nonblocking(false).unwrap();
+                let Ok(engine) = UnixStream::connect(&upstream) else {
+                    continue;
+                };
+                let is_pull = Arc::new(AtomicBool::new(false));
+                let (mut from_client, mut to_engine) =
+                    (client.try_clone().unwrap(), engine.try_clone().unwrap());
+                let seen_pull = is_pull.clone();
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(k) = from_client.read(&mut buf) {
+                        if k == 0 {
+                            break;
+                        }
+                        if String::from_utf8_lossy(&buf[..k]).contains("/images/create") {
+                            seen_pull.store(true, Ordering::SeqCst);
+                        }
+                        if to_engine.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = to_engine.shutdown(std::net::Shutdown::Write);
+                });
+                let (cut, cuts) = (c.clone(), n.clone());
+                std::thread::spawn(move || {
+                    use std::io::{Read, Write};
+                    let (mut from_engine, mut to_client) = (engine, client);
+                    let mut buf = [0u8; 64 * 1024];
+                    while let Ok(k) = from_engine.read(&mut buf) {
+                        if k == 0 || to_client.write_all(&buf[..k]).is_err() {
+                            break;
+                        }
+                        if is_pull.load(Ordering::SeqCst) && cut.load(Ordering::SeqCst) {
+                            cuts.fetch_add(1, Ordering::SeqCst);
+                            break;
+                        }
+                    }
+                    let _ = to_client.shutdown(std::net::Shutdown::Both);
+                    let _ = from_engine.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        EngineCut {
+            socket,
+            cut,
+            cuts,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn host(&self) -> String {
+        format!("unix://{}", self.socket.display())
+    }
+
+    fn set_cut(&self, on: bool) {
+        self.cut.store(on, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn cuts(&self) -> usize {
+        self.cuts.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for EngineCut {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn local_id(env: &TestEnv, image: &str) -> Option<String> {
+    let out = run(env
+        .docker()
+        .args(["image", "inspect", "--format", "{{.Id}}", image]));
+    out.status
+        .success()
+        .then(|| stdout(&out).trim().to_string())
+}
+
+/// Issue #12 item 2, the engine going away mid-pull: the pull stream is cut after its first
+/// part. The pull says so, the local tag still names the image it named before (never an
+/// unverified one), and the rerun pulls and tags the verified digest.
+#[test]
+fn an_engine_gone_mid_pull_is_named_moves_no_tag_and_a_rerun_completes() {
+    let env = trust_env();
+    let repo = unique_repo(&stack().registry, "midpull");
+    let image = format!("{repo}:v1");
+    let (digest, _) = docker_push(&env, &image, "mid-pull signed");
+    assert_success(&run(env.plugin().args(["sign", &image])), "sign");
+    // The engine must really pull: forget the pushed image, and let v1 name another one.
+    assert_success(&run(env.docker().args(["rmi", &image])), "docker rmi");
+    import_image(&env, &image, "mid-pull local, never signed");
+    let before = local_id(&env, &image).expect("the local v1");
+
+    let proxy = EngineCut::start(&env.home);
+    proxy.set_cut(true);
+    let out = run(env
+        .plugin()
+        .env("DOCKER_HOST", proxy.host())
+        .args(["pull", &image]));
+    let err = stderr(&out);
+    assert!(proxy.cuts() > 0, "the pull stream was never cut: {err}");
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("pulling {repo}@{digest} failed"))
+            && err.contains("connection to the Docker engine was lost"),
+        "the error does not name the pull and the lost engine: {err}"
+    );
+    assert!(
+        !stdout(&out).contains("Status: Downloaded"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        local_id(&env, &image).as_deref(),
+        Some(before.as_str()),
+        "the tag moved although the pull failed"
+    );
+
+    proxy.set_cut(false);
+    let out = run(env
+        .plugin()
+        .env("DOCKER_HOST", proxy.host())
+        .args(["pull", &image]));
+    assert_success(&out, "the rerun of the pull");
+    let out = run(env.docker().args([
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RepoDigests}}",
+        &image,
+    ]));
+    assert!(
+        stdout(&out).contains(&format!("{repo}@{digest}")),
+        "v1 does not name the verified digest: {}",
+        stdout(&out)
+    );
+}
