@@ -869,3 +869,206 @@ fn an_engine_gone_mid_pull_is_named_moves_no_tag_and_a_rerun_completes() {
         stdout(&out)
     );
 }
+
+/// A Secret Service of the test's own: a D-Bus session bus and gnome-keyring on it, so locking
+/// its collection affects no other test. Both are killed on drop.
+struct OwnKeyring {
+    dir: PathBuf,
+    address: String,
+    bus: std::process::Child,
+    daemon: Option<std::process::Child>,
+}
+
+const OWN_KEYRING_PASSWORD: &str = "fault-test-keyring";
+
+impl OwnKeyring {
+    fn start(dir: &Path) -> OwnKeyring {
+        use std::io::{BufRead, BufReader};
+        use std::process::{Command, Stdio};
+        let dir = dir.join("own-keyring");
+        std::fs::create_dir_all(dir.join("home")).unwrap();
+        std::fs::create_dir_all(dir.join("run")).unwrap();
+        std::fs::set_permissions(
+            dir.join("run"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o700),
+        )
+        .unwrap();
+        let mut bus = Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run dbus-daemon");
+        let mut line = String::new();
+        BufReader::new(bus.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let mut k = OwnKeyring {
+            dir,
+            address: line.trim().to_string(),
+            bus,
+            daemon: None,
+        };
+        assert!(k.address.starts_with("unix:"), "dbus-daemon said {line:?}");
+        k.start_daemon();
+        k
+    }
+
+    /// Starts gnome-keyring unlocked with the password, as a desktop login does; the login
+    /// collection on disk is kept between starts.
+    fn start_daemon(&mut self) {
+        use std::io::Write;
+        use std::process::{Command, Stdio};
+        let mut daemon = Command::new("gnome-keyring-daemon")
+            .args(["--foreground", "--unlock", "--components=secrets"])
+            .env("HOME", self.dir.join("home"))
+            .env("XDG_RUNTIME_DIR", self.dir.join("run"))
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("run gnome-keyring-daemon");
+        {
+            let mut stdin = daemon.stdin.take().unwrap();
+            stdin.write_all(OWN_KEYRING_PASSWORD.as_bytes()).unwrap();
+        }
+        self.daemon = Some(daemon);
+        // Up once the login collection (created from the password on first start) is listed.
+        let up = || {
+            let out = self.dbus_send(&[
+                "/org/freedesktop/secrets",
+                "org.freedesktop.DBus.Properties.Get",
+                "string:org.freedesktop.Secret.Service",
+                "string:Collections",
+            ]);
+            out.status.success() && stdout(&out).contains("/collection/login")
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !up() || self.locked() == Some(true) {
+            assert!(
+                Instant::now() < deadline,
+                "the keyring did not come up unlocked"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn dbus_send(&self, args: &[&str]) -> Output {
+        run(std::process::Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .args([
+                "--session",
+                "--dest=org.freedesktop.secrets",
+                "--print-reply",
+            ])
+            .args(args))
+    }
+
+    /// Whether the login collection is locked; `None` while the service is not up.
+    fn locked(&self) -> Option<bool> {
+        let out = self.dbus_send(&[
+            "/org/freedesktop/secrets/collection/login",
+            "org.freedesktop.DBus.Properties.Get",
+            "string:org.freedesktop.Secret.Collection",
+            "string:Locked",
+        ]);
+        let text = stdout(&out);
+        out.status.success().then(|| text.contains("boolean true"))
+    }
+
+    /// Locks the login collection, as a screen lock or `secret-tool lock` does.
+    fn lock(&self) {
+        let out = self.dbus_send(&[
+            "/org/freedesktop/secrets",
+            "org.freedesktop.Secret.Service.Lock",
+            "array:objpath:/org/freedesktop/secrets/collection/login",
+        ]);
+        assert_success(&out, "lock the keyring");
+        assert_eq!(self.locked(), Some(true));
+    }
+
+    /// Unlocks by logging in again: the daemon restarts with the password.
+    fn unlock(&mut self) {
+        self.stop_daemon();
+        self.start_daemon();
+    }
+
+    fn stop_daemon(&mut self) {
+        if let Some(mut d) = self.daemon.take() {
+            let _ = d.kill();
+            let _ = d.wait();
+        }
+    }
+
+    /// The entry names (`username`) stored under `service`.
+    fn entries(&self, service: &str) -> Vec<String> {
+        let out = run(std::process::Command::new("secret-tool")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .args(["search", "--all", "service", service]));
+        let mut names: Vec<String> = format!("{}{}", stdout(&out), stderr(&out))
+            .lines()
+            .filter_map(|l| l.strip_prefix("attribute.username = "))
+            .map(str::to_string)
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+impl Drop for OwnKeyring {
+    fn drop(&mut self) {
+        self.stop_daemon();
+        let _ = self.bus.kill();
+        let _ = self.bus.wait();
+    }
+}
+
+/// Issue #12 item 2, the keyring locking between key creation and signing: the first sign
+/// creates the keys, then the collection is locked. The next sign fails naming the keyring and
+/// how to unlock it, before anything is uploaded; once unlocked, the same keys sign.
+#[test]
+fn a_keyring_locked_after_key_creation_is_named_loses_no_key_publishes_nothing() {
+    let mut env = trust_env();
+    let mut keyring = OwnKeyring::start(&env.home);
+    let service = format!("trustacr-locked-{}-{}", std::process::id(), next_id());
+    env.set("DBUS_SESSION_BUS_ADDRESS", &keyring.address);
+    env.set("TRUSTACR_KEYRING_SERVICE", &service);
+    let repo = unique_repo(&stack().registry, "locked");
+    docker_push(&env, &format!("{repo}:v1"), "locked v1");
+    let (digest, _) = docker_push(&env, &format!("{repo}:v2"), "locked v2");
+    assert_success(
+        &run(env.plugin().args(["sign", &format!("{repo}:v1")])),
+        "the first sign, which creates the keys",
+    );
+    let keys = keyring.entries(&service);
+    assert!(keys.len() >= 2, "root and targets keys expected: {keys:?}");
+
+    keyring.lock();
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("keyring") && err.contains("is locked") && err.contains("Unlock"),
+        "the error does not name the locked keyring and how to unlock it: {err}"
+    );
+    assert!(
+        !stdout(&out).contains("Successfully signed"),
+        "{}",
+        stdout(&out)
+    );
+    let listed = notary_listing(&env, &repo);
+    assert!(listed.contains("v1"), "{listed}");
+    assert!(!listed.contains("v2"), "v2 was published:\n{listed}");
+
+    keyring.unlock();
+    assert_eq!(keyring.locked(), Some(false));
+    assert_eq!(keyring.entries(&service), keys, "a key was lost or added");
+    let out = run(env.plugin().args(["sign", &format!("{repo}:v2")]));
+    assert_success(&out, "the sign once the keyring is unlocked");
+    assert_eq!(keyring.entries(&service), keys, "the rerun made new keys");
+    let out = run(env.plugin().args(["verify", &format!("{repo}:v2")]));
+    assert_success(&out, "verify v2");
+    assert_eq!(stdout(&out).trim(), digest);
+}
