@@ -927,7 +927,7 @@ impl OwnKeyring {
             .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(self.dir.join("gnome-keyring.log")).unwrap())
             .spawn()
             .expect("run gnome-keyring-daemon");
         {
@@ -936,6 +936,8 @@ impl OwnKeyring {
         }
         self.daemon = Some(daemon);
         // Up once the login collection (created from the password on first start) is listed.
+        // Nothing is sent to the secrets name before the daemon owns it: D-Bus would start
+        // another, locked, keyring for it (service activation).
         let up = || {
             let out = self.dbus_send(&[
                 "/org/freedesktop/secrets",
@@ -946,13 +948,36 @@ impl OwnKeyring {
             out.status.success() && stdout(&out).contains("/collection/login")
         };
         let deadline = Instant::now() + Duration::from_secs(20);
-        while !up() || self.locked() == Some(true) {
+        while !self.owned() || !up() || self.locked() == Some(true) {
             assert!(
                 Instant::now() < deadline,
-                "the keyring did not come up unlocked"
+                "the keyring did not come up unlocked; it said:\n{}\ncollections: {:?}",
+                std::fs::read_to_string(self.dir.join("gnome-keyring.log")).unwrap_or_default(),
+                self.dbus_send(&[
+                    "/org/freedesktop/secrets",
+                    "org.freedesktop.DBus.Properties.Get",
+                    "string:org.freedesktop.Secret.Service",
+                    "string:Collections",
+                ])
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether a daemon holds the secrets name; asks the bus, not the name, so that no
+    /// keyring is activated by the question.
+    fn owned(&self) -> bool {
+        let out = run(std::process::Command::new("dbus-send")
+            .env("DBUS_SESSION_BUS_ADDRESS", &self.address)
+            .args([
+                "--session",
+                "--dest=org.freedesktop.DBus",
+                "--print-reply",
+                "/org/freedesktop/DBus",
+                "org.freedesktop.DBus.NameHasOwner",
+                "string:org.freedesktop.secrets",
+            ]));
+        stdout(&out).contains("boolean true")
     }
 
     fn dbus_send(&self, args: &[&str]) -> Output {
@@ -999,6 +1024,11 @@ impl OwnKeyring {
         if let Some(mut d) = self.daemon.take() {
             let _ = d.kill();
             let _ = d.wait();
+            // The bus frees the name once it sees the connection close.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while self.owned() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
