@@ -216,6 +216,46 @@ impl Registry {
     }
 }
 
+/// A repository-scoped token of a registry: docker logs in with its name as the username.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ScopedToken {
+    /// The token's name.
+    pub name: String,
+    /// The name of its scope map (the repositories and actions it may use).
+    pub scope_map: String,
+    /// `enabled` or `disabled`.
+    pub status: String,
+}
+
+impl ScopedToken {
+    /// Read leniently (these only inform), but shown on a terminal: control characters from
+    /// the server are dropped and lengths bounded.
+    fn from_json(v: &Value) -> Self {
+        let p = &v["properties"];
+        let text = |s: Option<&str>| -> String {
+            s.unwrap_or("")
+                .chars()
+                .filter(|c| !c.is_control())
+                .take(256)
+                .collect()
+        };
+        let scope_map = text(
+            p["scopeMapId"]
+                .as_str()
+                .and_then(|id| id.rsplit('/').next()),
+        );
+        ScopedToken {
+            name: text(v["name"].as_str()),
+            scope_map: if scope_map.is_empty() {
+                "unknown".into()
+            } else {
+                scope_map
+            },
+            status: text(p["status"].as_str()),
+        }
+    }
+}
+
 /// A registry resource ID that may become a URL path: `/subscriptions/…/providers/
 /// Microsoft.ContainerRegistry/registries/<name>`, with no empty, `.` or `..` segment.
 fn check_resource_id(id: &str) -> Result<(), String> {
@@ -386,42 +426,64 @@ impl Arm {
             "listing the container registries of subscription {}",
             self.subscription
         );
-        let mut url = self.url(&format!(
+        let url = self.url(&format!(
             "subscriptions/{}/providers/Microsoft.ContainerRegistry/registries",
             self.subscription
         ));
+        let found = self
+            .list(url, &what, |item| {
+                item["properties"]["loginServer"]
+                    .as_str()
+                    .is_some_and(|s| s.eq_ignore_ascii_case(login_server))
+            })
+            .await?;
+        match found.first() {
+            Some(item) => Registry::from_json(item, &what),
+            None => Err(ArmError::NotFound {
+                registry: login_server.to_string(),
+                subscription: self.subscription.clone(),
+            }),
+        }
+    }
+
+    /// The registry's repository-scoped tokens (`…/registries/{name}/tokens`).
+    pub async fn tokens(&self, registry: &Registry) -> Result<Vec<ScopedToken>, ArmError> {
+        let what = format!("listing the repository-scoped tokens of {}", registry.name);
+        let url = self.url(&format!("{}/tokens", registry.id));
+        let items = self.list(url, &what, |_| true).await?;
+        Ok(items.iter().map(ScopedToken::from_json).collect())
+    }
+
+    /// The items of a paged list (at most [`MAX_PAGES`] pages) that `keep` selects. Follows
+    /// `nextLink` only on the same server: the token goes nowhere else.
+    async fn list(
+        &self,
+        mut url: url::Url,
+        what: &str,
+        keep: impl Fn(&Value) -> bool,
+    ) -> Result<Vec<Value>, ArmError> {
+        let mut kept = Vec::new();
         for _ in 0..MAX_PAGES {
-            let page = self.call(self.http.get(url.clone()), &what).await?;
+            let mut page = self.call(self.http.get(url.clone()), what).await?;
             let items = page["value"]
-                .as_array()
+                .as_array_mut()
                 .ok_or_else(|| ArmError::Malformed {
-                    what: what.clone(),
+                    what: what.to_string(),
                     why: "no \"value\" list".into(),
                 })?;
-            for item in items {
-                let found = item["properties"]["loginServer"]
-                    .as_str()
-                    .is_some_and(|s| s.eq_ignore_ascii_case(login_server));
-                if found {
-                    return Registry::from_json(item, &what);
-                }
-            }
-            // The next page only on the same server: the token goes nowhere else.
+            kept.extend(items.drain(..).filter(|i| keep(i)));
             match page["nextLink"].as_str().map(url::Url::parse) {
                 Some(Ok(next)) if next.origin() == self.endpoint.origin() => url = next,
                 Some(_) => {
                     return Err(ArmError::Malformed {
-                        what,
+                        what: what.to_string(),
                         why: "its nextLink points to another server".into(),
                     });
                 }
                 None => break,
             }
         }
-        Err(ArmError::NotFound {
-            registry: login_server.to_string(),
-            subscription: self.subscription.clone(),
-        })
+        Ok(kept)
     }
 
     /// Reads the registry resource again.
@@ -488,6 +550,18 @@ mod tests {
         ] {
             assert!(check_resource_id(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn scoped_tokens_from_arm_lose_control_characters() {
+        let t = ScopedToken::from_json(&serde_json::json!({
+            "name": "ci\u{1b}[2Jtoken",
+            "properties": {"scopeMapId": "/x/scopeMaps/_repositories_push", "status": "enabled"}
+        }));
+        assert_eq!(t.name, "ci[2Jtoken");
+        assert_eq!(t.scope_map, "_repositories_push");
+        let t = ScopedToken::from_json(&serde_json::json!({"name": "t"}));
+        assert_eq!(t.scope_map, "unknown");
     }
 
     #[test]

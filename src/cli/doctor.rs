@@ -164,12 +164,16 @@ impl DoctorArgs {
         };
         let settings = Settings::load(&config_dir).unwrap_or_default();
         let acr = host.is_some_and(|h| acr::is_acr(h, &settings.acr_registries));
+        // The username of a username and password: the admin account or a scoped token.
+        let mut basic_user = None;
         if let Some(h) = host {
-            checks.push(credential_check(
-                h,
-                acr,
-                credentials::resolve(&file, h.as_str()).await,
-            ));
+            let found = credentials::resolve(&file, h.as_str()).await;
+            if let Ok(f) = &found
+                && let Credential::Basic { username, .. } = &f.credential
+            {
+                basic_user = Some(username.clone());
+            }
+            checks.push(credential_check(h, acr, found));
         }
 
         // The engine.
@@ -231,8 +235,15 @@ impl DoctorArgs {
                 format!("{host} is not an Azure Container Registry (list it in \"acr_registries\" in trustacr.json if it is one)"),
             ));
         } else {
-            self.acr_checks(ctx, &config_dir.path, host, target, &mut checks)
-                .await;
+            self.acr_checks(
+                ctx,
+                &config_dir.path,
+                host,
+                target,
+                basic_user.as_deref(),
+                &mut checks,
+            )
+            .await;
         }
 
         if let Some(Target::Image(image)) = target {
@@ -253,6 +264,7 @@ impl DoctorArgs {
         config_path: &std::path::Path,
         host: &RegistryHost,
         target: Option<&Target>,
+        basic_user: Option<&str>,
         checks: &mut Vec<Check>,
     ) {
         let registry = host.as_str();
@@ -312,11 +324,20 @@ impl DoctorArgs {
         // The registry over Azure Resource Manager.
         let arm = async {
             let arm = super::registry::connect(ctx, host, self.subscription.as_deref()).await?;
-            Ok::<_, Error>(arm.find(registry).await?)
+            let r = arm.find(registry).await?;
+            Ok::<_, Error>((arm, r))
         };
         match arm.await {
-            Err(e) => checks.push(not_checked("arm", format!("{e}"))),
-            Ok(r) => {
+            Err(e) => {
+                checks.push(not_checked("arm", format!("{e}")));
+                if basic_user.is_some() {
+                    checks.push(not_checked(
+                        "scoped-token",
+                        "without Azure Resource Manager, whether the username and password are a repository-scoped token or the admin account is unknown (see credential)",
+                    ));
+                }
+            }
+            Ok((arm, r)) => {
                 checks.push(ok(
                     "arm",
                     format!("{} ({}) in subscription of {}", r.name, r.id, registry),
@@ -359,8 +380,51 @@ impl DoctorArgs {
                     ),
                     _ => ok("admin-user", "disabled"),
                 });
+                if let Some(user) = basic_user {
+                    checks.push(scoped_token_check(&arm, &r, host, user).await);
+                }
             }
         }
+    }
+}
+
+/// Whether the username docker's configuration holds for the registry is one of its
+/// repository-scoped tokens (ARM `registries/{name}/tokens`; a token's username is its name).
+async fn scoped_token_check(
+    arm: &acr::arm::Arm,
+    r: &acr::arm::Registry,
+    host: &RegistryHost,
+    user: &str,
+) -> Check {
+    let tokens = match arm.tokens(r).await {
+        Ok(t) => t,
+        Err(e) => return not_checked("scoped-token", e.to_string()),
+    };
+    match tokens.iter().find(|t| t.name.eq_ignore_ascii_case(user)) {
+        Some(t) => fail(
+            "scoped-token",
+            format!(
+                "the username in docker's configuration is {}'s repository-scoped token {} (scope map {}, {}): ACR does not allow Docker Content Trust signing with a token",
+                r.name, t.name, t.scope_map, t.status
+            ),
+            format!(
+                "sign with an Entra identity that has AcrImageSigner: docker logout {host}, then docker trustacr login {host}"
+            ),
+        ),
+        None if user.eq_ignore_ascii_case(&r.name) => ok(
+            "scoped-token",
+            format!(
+                "{user} is the admin account's username, not one of the registry's {} tokens",
+                tokens.len()
+            ),
+        ),
+        None => ok(
+            "scoped-token",
+            format!(
+                "{user} is none of the registry's {} repository-scoped tokens",
+                tokens.len()
+            ),
+        ),
     }
 }
 

@@ -288,9 +288,11 @@ fn doctor_finds_the_trust_policy_disabled() {
     assert_fails(&r, "trust-policy", "content trust is disabled");
 }
 
-fn doctor_with_password_in_config(username: &str) {
+/// doctor with `username` and a password for the registry in config.json, against an ARM with
+/// the `arm` changes; the report, after the checks every such case shares.
+fn doctor_with_password_in_config(username: &str, arm: Value) -> Value {
     use base64::Engine;
-    let em = arm_emulator(json!({}), json!({}));
+    let em = arm_emulator(arm, json!({}));
     let env = arm_env(&em, "signer");
     let auth = base64::engine::general_purpose::STANDARD.encode(format!("{username}:pw-Zq81xKv"));
     std::fs::write(
@@ -306,16 +308,115 @@ fn doctor_with_password_in_config(username: &str) {
         "the password was printed: {}",
         r.2
     );
+    r.1
 }
 
 #[test]
 fn doctor_finds_admin_credentials_in_config_json() {
-    doctor_with_password_in_config("trustacremu");
+    let report = doctor_with_password_in_config("trustacremu", json!({}));
+    let token = check(&report, "scoped-token");
+    assert_eq!(token["status"], "ok", "{token}");
+    assert!(
+        token["detail"].as_str().unwrap().contains("admin account"),
+        "{token}"
+    );
+}
+
+// See: #11 item 1 (a repository-scoped token found over ARM, not guessed)
+#[test]
+fn doctor_finds_a_repository_scoped_token_over_arm_and_names_its_scope_map() {
+    let report = doctor_with_password_in_config(
+        "ci-scoped-token",
+        json!({"tokens": [
+            {"name": "other-token", "scope_map": "_repositories_pull"},
+            {"name": "ci-scoped-token", "scope_map": "_repositories_push"},
+        ]}),
+    );
+    let token = check(&report, "scoped-token");
+    assert_eq!(token["status"], "fail", "{token}");
+    let detail = token["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("repository-scoped token ci-scoped-token")
+            && detail.contains("scope map _repositories_push")
+            && detail.contains("does not allow Docker Content Trust signing"),
+        "{token}"
+    );
+    assert!(
+        token["hint"]
+            .as_str()
+            .unwrap()
+            .contains("docker trustacr login"),
+        "{token}"
+    );
 }
 
 #[test]
-fn doctor_finds_a_repository_scoped_token_in_config_json() {
-    doctor_with_password_in_config("ci-scoped-token");
+fn doctor_with_a_username_that_is_no_token_says_so() {
+    let report = doctor_with_password_in_config(
+        "someone-else",
+        json!({"tokens": [{"name": "ci-scoped-token", "scope_map": "_repositories_push"}]}),
+    );
+    let token = check(&report, "scoped-token");
+    assert_eq!(token["status"], "ok", "{token}");
+    assert!(
+        token["detail"]
+            .as_str()
+            .unwrap()
+            .contains("none of the registry's 1 repository-scoped tokens"),
+        "{token}"
+    );
+}
+
+#[test]
+fn doctor_without_arm_rights_says_the_token_is_not_checked_and_keeps_the_credential_hint() {
+    let report = doctor_with_password_in_config(
+        "ci-scoped-token",
+        json!({
+            "tokens": [{"name": "ci-scoped-token", "scope_map": "_repositories_push"}],
+            "no_access": [s(&identity("signer"), "client_id")],
+        }),
+    );
+    assert_eq!(check(&report, "arm")["status"], "warn");
+    let token = check(&report, "scoped-token");
+    assert_eq!(token["status"], "warn", "{token}");
+    assert!(
+        token["detail"].as_str().unwrap().starts_with("not checked"),
+        "{token}"
+    );
+}
+
+// See: #11 item 1 (targets expiring in 10 days)
+#[test]
+fn doctor_finds_targets_expiring_in_10_days_and_says_a_sign_renews_them() {
+    let em = arm_emulator(json!({}), json!({}));
+    let env = arm_env(&em, "signer");
+    let repo = unique_repo(&em.host, "dr-expiry");
+    let reference = format!("{repo}:v1");
+    import_image(&env, &reference, "expiring soon");
+    assert_success(&run(env.plugin().args(["push", &reference])), "push");
+    // Targets (and root) rewritten with a 10-day lifetime: the test-only variable of rotate.
+    let out = run(env
+        .plugin()
+        .env("TRUSTACR_TEST_ROTATE_LIFETIME_DAYS", "10")
+        .args(["key", "rotate", &repo, "targets"]));
+    assert_success(&out, "key rotate targets with a 10-day lifetime");
+    let (code, report, all) = doctor(&env, &reference);
+    // Expiring soon is a warning, not a failure.
+    assert_eq!(code, Some(0), "{all}");
+    let expiry = check(&report, "expiry");
+    assert_eq!(expiry["status"], "warn", "{expiry}");
+    let detail = expiry["detail"].as_str().unwrap();
+    assert!(
+        detail.contains("targets in 9 days") || detail.contains("targets in 10 days"),
+        "{expiry}"
+    );
+    assert!(
+        expiry["hint"]
+            .as_str()
+            .unwrap()
+            .contains("docker trustacr sign"),
+        "{expiry}"
+    );
 }
 
 #[test]

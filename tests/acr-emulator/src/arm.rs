@@ -1,6 +1,7 @@
 //! Azure Resource Manager for the one emulated registry: list by subscription, GET and PATCH of
 //! the registry resource (`properties.policies.trustPolicy`, `sku`, `roleAssignmentMode`,
-//! `adminUserEnabled`), with ARM-audience Entra tokens and ARM's error shapes. Identities may
+//! `adminUserEnabled`), the list of its repository-scoped tokens, with ARM-audience Entra tokens
+//! and ARM's error shapes. Identities may
 //! read the registry (Reader); only those listed in `arm.writers` may change it (Contributor).
 
 use crate::{Reply, State};
@@ -38,10 +39,45 @@ pub struct ArmConfig {
     /// never enabled it.
     #[serde(default)]
     pub refuse_enable: bool,
+    /// The registry's repository-scoped tokens (`registries/{name}/tokens`), each readable
+    /// by anyone who may read the registry.
+    #[serde(default)]
+    pub tokens: Vec<ScopedToken>,
     /// A hostile ARM for the list call: `"huge"` (6 MiB), `"malformed"` (no list) or
     /// `"foreign_next"` (a `nextLink` to another server).
     #[serde(default)]
     pub hostile: Option<String>,
+}
+
+/// A repository-scoped token: its name is the username docker logs in with.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct ScopedToken {
+    pub name: String,
+    /// The scope map's name, e.g. `_repositories_push`.
+    pub scope_map: String,
+    #[serde(default = "default_token_status")]
+    pub status: String,
+}
+
+fn default_token_status() -> String {
+    "enabled".into()
+}
+
+fn token_json(a: &ArmConfig, t: &ScopedToken) -> Value {
+    let registry = resource_id(a);
+    json!({
+        "id": format!("{registry}/tokens/{}", t.name),
+        "name": t.name,
+        "type": "Microsoft.ContainerRegistry/registries/tokens",
+        "properties": {
+            "creationDate": "2026-01-15T10:00:00Z",
+            "provisioningState": "Succeeded",
+            "scopeMapId": format!("{registry}/scopeMaps/{}", t.scope_map),
+            "status": t.status,
+            "credentials": {"passwords": []},
+        },
+    })
 }
 
 fn default_group() -> String {
@@ -228,6 +264,32 @@ pub fn route(
                     "The requested method is not allowed.",
                 )),
             }
+        }
+        (
+            "GET",
+            [
+                "resourceGroups",
+                rg,
+                "providers",
+                "Microsoft.ContainerRegistry",
+                "registries",
+                name,
+                "tokens",
+            ],
+        ) if rg.eq_ignore_ascii_case(&a.resource_group) && name.eq_ignore_ascii_case(&a.name) => {
+            Some(if readable {
+                let value: Vec<Value> = a.tokens.iter().map(|t| token_json(&a, t)).collect();
+                Reply::json(200, json!({"value": value}))
+            } else {
+                arm_error(
+                    403,
+                    "AuthorizationFailed",
+                    &format!(
+                        "The client '{who}' with object id '{who}' does not have authorization to perform action 'Microsoft.ContainerRegistry/registries/tokens/read' over scope '{}' or the scope is invalid.",
+                        resource_id(&a)
+                    ),
+                )
+            })
         }
         _ => Some(arm_error(
             404,
