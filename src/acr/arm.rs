@@ -399,9 +399,16 @@ impl Arm {
             .await
             .map_err(|e| unreachable(describe(e)))?;
         let status = resp.status();
+        // An oversized answer is the server breaking the rules, not the network failing.
         let body = read_limited(resp, MAX_ARM_RESPONSE)
             .await
-            .map_err(|e| unreachable(e.to_string()))?;
+            .map_err(|e| match e {
+                crate::registry::HttpError::TooLarge { .. } => ArmError::Malformed {
+                    what: what.to_string(),
+                    why: e.to_string(),
+                },
+                e => unreachable(e.to_string()),
+            })?;
         let json = serde_json::from_slice::<Value>(&body);
         if !status.is_success() {
             let v = json.unwrap_or_default();
