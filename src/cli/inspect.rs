@@ -206,11 +206,16 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
 /// Docker's JSON: an array indented with four spaces, and a trailing newline.
 pub fn to_docker_json(infos: &[TrustInfo]) -> String {
     let mut out = Vec::new();
-    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
-    let mut ser = serde_json::Serializer::with_formatter(&mut out, fmt);
-    let _ = infos.serialize(&mut ser);
-    out.push(b'\n');
+    let _ = write_docker_json(&mut out, infos);
     String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`to_docker_json`] written straight to `out` (10,000 tags are 2.4 MB: no second copy).
+fn write_docker_json(out: &mut impl Write, infos: &[TrustInfo]) -> std::io::Result<()> {
+    let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);
+    infos.serialize(&mut ser).map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
 }
 
 fn pretty(out: &mut impl Write, info: &TrustInfo) -> std::io::Result<()> {
@@ -297,7 +302,8 @@ impl InspectArgs {
                 }),
             }
         }
-        let mut out = std::io::stdout().lock();
+        // Buffered: stdout is line-buffered, and a 10,000-tag table is 10,000 lines.
+        let mut out = std::io::BufWriter::with_capacity(64 << 10, std::io::stdout().lock());
         let written = if self.pretty {
             infos.iter().enumerate().try_for_each(|(i, info)| {
                 if i > 0 {
@@ -306,7 +312,7 @@ impl InspectArgs {
                 pretty(&mut out, info)
             })
         } else {
-            out.write_all(to_docker_json(&infos).as_bytes())
+            write_docker_json(&mut out, &infos)
         };
         if let Err(e) = written.and_then(|()| out.flush()) {
             failures.push(Error::Output(e));

@@ -97,16 +97,39 @@ pub async fn update<F: Fetch + Sync>(
     trust: &RootTrust,
     limits: &Limits,
 ) -> Result<Repo, ClientError> {
-    let verified = trusted::update(&Wire { fetch, cache }, gun, now, trust, limits)
-        .await
-        .map_err(|e| match e {
-            UpdateError::Source(e) => ClientError::Http(e),
-            UpdateError::NotFound { missing } => ClientError::NotFound {
-                gun: gun.to_string(),
-                missing,
-            },
-            UpdateError::Verify(e) => ClientError::Verify(e),
-        })?;
+    let verified = trusted::update(&Wire { fetch, cache }, gun, now, trust, limits).await;
+    finish(verified, cache, gun)
+}
+
+/// [`update`] for resolving `tag` alone: the same checks and cache writes; the returned roles
+/// hold only `tag`'s entry ([`Repo::only`]).
+pub async fn update_tag<F: Fetch + Sync>(
+    fetch: &F,
+    cache: &Cache,
+    gun: &str,
+    tag: &str,
+    now: OffsetDateTime,
+    trust: &RootTrust,
+    limits: &Limits,
+) -> Result<Repo, ClientError> {
+    let verified = trusted::update_tag(&Wire { fetch, cache }, gun, tag, now, trust, limits).await;
+    finish(verified, cache, gun)
+}
+
+/// Maps the core's errors and writes the cache once the whole update verified.
+fn finish(
+    verified: Result<trusted::Verified, UpdateError<HttpError>>,
+    cache: &Cache,
+    gun: &str,
+) -> Result<Repo, ClientError> {
+    let verified = verified.map_err(|e| match e {
+        UpdateError::Source(e) => ClientError::Http(e),
+        UpdateError::NotFound { missing } => ClientError::NotFound {
+            gun: gun.to_string(),
+            missing,
+        },
+        UpdateError::Verify(e) => ClientError::Verify(e),
+    })?;
     cache
         .write_all(&verified.writes)
         .map_err(|source| ClientError::Cache {

@@ -8,9 +8,13 @@
 
 use std::collections::BTreeMap;
 
+use std::borrow::Cow;
+
 use base64::Engine as _;
+use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use serde_json::value::RawValue;
 use sha2::{Digest, Sha256, Sha512};
 use time::OffsetDateTime;
 
@@ -336,6 +340,166 @@ impl SignedFile {
             role: role.to_string(),
             reason: e.to_string(),
         })
+    }
+}
+
+#[derive(Deserialize)]
+struct RawEnvelope<'a> {
+    #[serde(borrow)]
+    signed: &'a RawValue,
+    #[serde(default)]
+    signatures: Option<Vec<Signature>>,
+}
+
+/// A metadata file parsed only as far as its envelope: the exact served bytes of `signed` and
+/// the signatures. Signatures are checked over those bytes when the signer wrote them
+/// canonically (Go and this crate do, unless `<`, `>` or `&` had to be HTML-escaped), else
+/// over their canonical form; the typed role is then read from the same bytes, so what was
+/// signed is exactly what is read, and the 0.9 MB `signed` of a big targets role is neither
+/// built as a generic JSON tree nor re-encoded.
+#[derive(Debug, Clone)]
+pub struct RawSigned<'a> {
+    /// The `signed` member exactly as it appears in the file.
+    pub signed: &'a str,
+    /// The signatures, methods lower-cased as Go reads them.
+    pub signatures: Vec<Signature>,
+}
+
+impl<'a> RawSigned<'a> {
+    /// Parses the envelope of `role`'s file (the whole file is checked to be JSON).
+    pub fn parse(role: &str, bytes: &'a [u8]) -> Result<Self, MetadataError> {
+        let env: RawEnvelope<'a> = serde_json::from_slice(bytes).map_err(|e| malformed(role, e))?;
+        let signatures = env
+            .signatures
+            .unwrap_or_default()
+            .into_iter()
+            .map(|mut s| {
+                s.method = s.method.to_ascii_lowercase();
+                s
+            })
+            .collect();
+        Ok(RawSigned {
+            signed: env.signed.get(),
+            signatures,
+        })
+    }
+
+    /// The canonical JSON of `signed`, for signers whose bytes are not canonical as served.
+    pub fn canonical_signed(&self, role: &str) -> Result<Vec<u8>, MetadataError> {
+        let value: Value = serde_json::from_str(self.signed).map_err(|e| malformed(role, e))?;
+        cjson::to_canonical(&value).map_err(|source| MetadataError::Canonical {
+            role: role.to_string(),
+            source,
+        })
+    }
+
+    /// `signed` as a typed role, read from the exact bytes the signatures were checked over.
+    pub fn typed<T: Deserialize<'a>>(&self, role: &str) -> Result<T, MetadataError> {
+        serde_json::from_str(self.signed).map_err(|e| malformed(role, e))
+    }
+
+    /// `signed` as a targets role whose `targets` map holds only `only`'s entry when given:
+    /// the other entries are still read by the same parser (the JSON must be valid) but not
+    /// built, so one tag among 10,000 costs a scan instead of 10,000 map entries.
+    pub fn targets(&self, role: &str, only: Option<&str>) -> Result<Targets, MetadataError> {
+        let shell: TargetsShell<'a> = self.typed(role)?;
+        let targets = match shell.targets {
+            Some(raw) => {
+                let mut de = serde_json::Deserializer::from_str(raw.get());
+                TargetFilter(only)
+                    .deserialize(&mut de)
+                    .map_err(|e| malformed(role, e))?
+            }
+            None => BTreeMap::new(),
+        };
+        Ok(Targets {
+            typ: shell.typ,
+            delegations: shell.delegations,
+            expires: shell.expires,
+            targets,
+            version: shell.version,
+        })
+    }
+}
+
+fn malformed(role: &str, e: serde_json::Error) -> MetadataError {
+    MetadataError::Malformed {
+        role: role.to_string(),
+        reason: e.to_string(),
+    }
+}
+
+/// [`Targets`] with its `targets` map left as raw JSON, read by [`TargetFilter`].
+#[derive(Deserialize)]
+struct TargetsShell<'a> {
+    #[serde(rename = "_type")]
+    typ: String,
+    #[serde(default)]
+    delegations: Delegations,
+    expires: Expires,
+    #[serde(default, borrow)]
+    targets: Option<&'a RawValue>,
+    version: u64,
+}
+
+/// Reads a `targets` map, keeping every entry (`None`) or only one tag's. Duplicate names keep
+/// the last entry, as a map read by serde or Go does.
+struct TargetFilter<'w>(Option<&'w str>);
+
+impl<'de> DeserializeSeed<'de> for TargetFilter<'_> {
+    type Value = BTreeMap<String, FileMeta>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TargetFilter<'_> {
+    type Value = BTreeMap<String, FileMeta>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a map of target names to file meta")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut out = BTreeMap::new();
+        while let Some(Name(name)) = map.next_key::<Name<'de>>()? {
+            match self.0 {
+                Some(want) if want != name => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+                _ => {
+                    let meta: FileMeta = map.next_value()?;
+                    out.insert(name.into_owned(), meta);
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// A map key, borrowed from the input unless it holds escapes.
+struct Name<'de>(Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for Name<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Name<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a target name")
+            }
+            fn visit_borrowed_str<E>(self, s: &'de str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Borrowed(s)))
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(s.to_string())))
+            }
+            fn visit_string<E>(self, s: String) -> Result<Self::Value, E> {
+                Ok(Name(Cow::Owned(s)))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

@@ -13,8 +13,8 @@ use time::OffsetDateTime;
 
 use super::keys::PublicKey;
 use super::metadata::{
-    DelegatedRole, FileMeta, MetadataError, Root, SignedFile, Snapshot, Targets, Timestamp,
-    role_type,
+    DelegatedRole, FileMeta, MetadataError, RawSigned, Root, Signature, SignedFile, Snapshot,
+    Targets, Timestamp, role_type,
 };
 use super::x509::{self, CertError};
 
@@ -276,19 +276,15 @@ pub const MAX_SIGNATURES: usize = 64;
 /// Key IDs one role may list (root's roles and delegations alike).
 pub const MAX_ROLE_KEYS: usize = 64;
 
-fn check_counts(role: &str, file: &SignedFile, keyids: usize) -> Result<(), VerifyError> {
+fn check_counts(role: &str, signatures: usize, keyids: usize) -> Result<(), VerifyError> {
     let too_many = |what, found, limit| VerifyError::TooMany {
         role: role.to_string(),
         what,
         found,
         limit,
     };
-    if file.signatures.len() > MAX_SIGNATURES {
-        return Err(too_many(
-            "signatures",
-            file.signatures.len(),
-            MAX_SIGNATURES,
-        ));
+    if signatures > MAX_SIGNATURES {
+        return Err(too_many("signatures", signatures, MAX_SIGNATURES));
     }
     if keyids > MAX_ROLE_KEYS {
         return Err(too_many("key IDs", keyids, MAX_ROLE_KEYS));
@@ -304,10 +300,21 @@ pub fn count_valid_signatures(
     keys: &BTreeMap<String, PublicKey>,
     authorised: &BTreeSet<&str>,
 ) -> Result<usize, VerifyError> {
-    check_counts(role, file, authorised.len())?;
+    check_counts(role, file.signatures.len(), authorised.len())?;
     let msg = file.canonical_signed(role)?;
+    count_valid_over(role, &file.signatures, &msg, keys, authorised)
+}
+
+/// Counts distinct authorised key IDs whose signature in `signatures` is valid over `msg`.
+fn count_valid_over(
+    role: &str,
+    signatures: &[Signature],
+    msg: &[u8],
+    keys: &BTreeMap<String, PublicKey>,
+    authorised: &BTreeSet<&str>,
+) -> Result<usize, VerifyError> {
     let mut valid = BTreeSet::new();
-    for sig in &file.signatures {
+    for sig in signatures {
         if !authorised.contains(sig.keyid.as_str()) || valid.contains(sig.keyid.as_str()) {
             continue;
         }
@@ -320,7 +327,7 @@ pub fn count_valid_signatures(
                 keyid: sig.keyid.clone(),
             });
         }
-        if key.verify(&sig.method, &msg, &sig.sig.0).is_ok() {
+        if key.verify(&sig.method, msg, &sig.sig.0).is_ok() {
             valid.insert(sig.keyid.as_str());
         }
     }
@@ -336,6 +343,45 @@ fn check_threshold(
 ) -> Result<(), VerifyError> {
     let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
     let valid = count_valid_signatures(role, file, keys, &authorised)?;
+    if threshold == 0 || valid < threshold as usize {
+        return Err(VerifyError::Threshold {
+            role: role.to_string(),
+            valid,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
+/// [`check_threshold`] for a file read by [`RawSigned`]: the signatures are checked over the
+/// served `signed` bytes, which is all the work when the signer wrote them canonically (the
+/// bytes then are the canonical form, and no re-encoding can differ from what was signed).
+/// Otherwise (Go HTML-escapes `<`, `>` and `&` inside the file) they are checked over the
+/// canonical form, as Notary does. Either way the bytes a signature covers are the bytes the
+/// typed role is read from, and the threshold is met by one message alone.
+fn check_threshold_raw(
+    role: &str,
+    file: &RawSigned<'_>,
+    keys: &BTreeMap<String, PublicKey>,
+    keyids: &[String],
+    threshold: u32,
+) -> Result<(), VerifyError> {
+    let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
+    check_counts(role, file.signatures.len(), authorised.len())?;
+    let served = file.signed.as_bytes();
+    let mut valid = count_valid_over(role, &file.signatures, served, keys, &authorised)?;
+    if threshold == 0 || valid < threshold as usize {
+        let canonical = file.canonical_signed(role)?;
+        if canonical != served {
+            valid = valid.max(count_valid_over(
+                role,
+                &file.signatures,
+                &canonical,
+                keys,
+                &authorised,
+            )?);
+        }
+    }
     if threshold == 0 || valid < threshold as usize {
         return Err(VerifyError::Threshold {
             role: role.to_string(),
@@ -579,10 +625,10 @@ pub fn verify_timestamp(
     now: OffsetDateTime,
     trusted_version: Option<u64>,
 ) -> Result<Timestamp, VerifyError> {
-    let file = SignedFile::parse("timestamp", bytes)?;
+    let file = RawSigned::parse("timestamp", bytes)?;
     let ts: Timestamp = file.typed("timestamp")?;
     let role = &root.roles["timestamp"];
-    check_threshold("timestamp", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_threshold_raw("timestamp", &file, &root.keys, &role.keyids, role.threshold)?;
     check_type("timestamp", &ts.typ, role_type::TIMESTAMP)?;
     if ts.meta.get("snapshot").and_then(FileMeta::sha256).is_none() {
         return Err(VerifyError::MissingMeta {
@@ -604,10 +650,10 @@ pub fn verify_snapshot(
     trusted_version: Option<u64>,
 ) -> Result<Snapshot, VerifyError> {
     check_file_meta("snapshot", "timestamp", &timestamp.meta["snapshot"], bytes)?;
-    let file = SignedFile::parse("snapshot", bytes)?;
+    let file = RawSigned::parse("snapshot", bytes)?;
     let snap: Snapshot = file.typed("snapshot")?;
     let role = &root.roles["snapshot"];
-    check_threshold("snapshot", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_threshold_raw("snapshot", &file, &root.keys, &role.keyids, role.threshold)?;
     check_type("snapshot", &snap.typ, role_type::SNAPSHOT)?;
     for required in ["root", "targets"] {
         if snap.meta.get(required).and_then(FileMeta::sha256).is_none() {
@@ -643,6 +689,21 @@ pub fn verify_targets(
     now: OffsetDateTime,
     trusted_version: Option<u64>,
 ) -> Result<Targets, VerifyError> {
+    verify_targets_for(role, signers, snapshot, bytes, now, trusted_version, None)
+}
+
+/// [`verify_targets`], keeping in the result only `only`'s entry when given. Every check is the
+/// same (hashes, length, signatures over the whole `signed`, type, version, expiry,
+/// delegations); only the other tags' entries are not built.
+pub fn verify_targets_for(
+    role: &str,
+    signers: &Signers<'_>,
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+    only: Option<&str>,
+) -> Result<Targets, VerifyError> {
     let meta = snapshot
         .meta
         .get(role)
@@ -651,9 +712,9 @@ pub fn verify_targets(
             parent: "snapshot",
         })?;
     check_file_meta(role, "snapshot", meta, bytes)?;
-    let file = SignedFile::parse(role, bytes)?;
-    check_threshold(role, &file, signers.keys, signers.keyids, signers.threshold)?;
-    let targets: Targets = file.into_typed(role)?;
+    let file = RawSigned::parse(role, bytes)?;
+    check_threshold_raw(role, &file, signers.keys, signers.keyids, signers.threshold)?;
+    let targets = file.targets(role, only)?;
     check_type(role, &targets.typ, role_type::TARGETS)?;
     check_version(role, targets.version, trusted_version)?;
     check_expiry(role, &targets.expires, now)?;

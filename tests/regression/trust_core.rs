@@ -749,3 +749,191 @@ fn rotated_root_and_targets_are_followed_by_a_reader_of_the_old_root() {
         "the expiry is renewed"
     );
 }
+
+/// `verify`'s update: every role verified in full, only `tag`'s entries built, at time `at`.
+fn update_tag_at<F: docker_trustacr::notary::client::Fetch + Sync>(
+    w: &World,
+    fetch: &F,
+    tag: &str,
+    at: time::OffsetDateTime,
+) -> Result<docker_trustacr::notary::client::Repo, ClientError> {
+    let cache = docker_trustacr::notary::cache::Cache::new(w.cache.path(), GUN, 100 << 20).unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(docker_trustacr::notary::client::update_tag(
+            fetch,
+            &cache,
+            GUN,
+            tag,
+            at,
+            &RootTrust::Tofu,
+            &verify::Limits::default(),
+        ))
+}
+
+fn cached_file(w: &World, role: &str) -> std::path::PathBuf {
+    w.cache
+        .path()
+        .join(format!("tuf/{GUN}/metadata/{role}.json"))
+}
+
+// See: #12 item 5 (the warm path reads the cached targets only when its hashes are the ones the
+// freshly verified snapshot lists; a local edit, even to an older genuinely signed version, is
+// not trusted but re-fetched, and the cache repaired)
+#[test]
+fn tampered_cached_targets_under_an_unchanged_timestamp_is_refetched_not_trusted() {
+    let w = World::new(1);
+    let old = w.targets(1, &[("v1", b"old")], None);
+    w.publish(1, 1, &old, &[]);
+    w.update().unwrap();
+    let genuine = w.targets(2, &[("v1", b"new")], None);
+    w.publish(2, 2, &genuine, &[]);
+    w.update().unwrap();
+    let want = target(b"new").sha256().unwrap().to_vec();
+    let mut edited = genuine.clone();
+    let at = edited.windows(2).position(|p| p == b"v1").unwrap();
+    edited[at + 1] = b'9';
+    // An older, validly signed targets; a byte-edited copy of the current one.
+    for tampered in [old, edited] {
+        std::fs::write(cached_file(&w, "targets"), &tampered).unwrap();
+        let counting = Counting::new(w.fetcher());
+        let repo = update_tag_at(&w, &counting, "v1", now()).unwrap();
+        let asked = counting.asked();
+        assert_eq!(asked.len(), 2, "{asked:?}");
+        assert_eq!(asked[0], "timestamp.json");
+        assert!(asked[1].starts_with("targets."), "{asked:?}");
+        let d = repo.find_target("v1").unwrap().unwrap();
+        assert_eq!(d.sha256().to_vec(), want);
+        assert_eq!(std::fs::read(cached_file(&w, "targets")).unwrap(), genuine);
+    }
+    // And when the server does not serve it, the edited copy is refused, not used.
+    std::fs::write(cached_file(&w, "targets"), b"{\"signed\":{}}").unwrap();
+    std::fs::remove_file(w.server.path().join("targets.json")).unwrap();
+    let e = update_tag_at(&w, &w.fetcher(), "v1", now()).unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Verify(VerifyError::Withheld { role }) if role == "targets"),
+        "{e}"
+    );
+}
+
+// See: #12 item 5 (expiry is checked on the warm path: a cached role that matches the snapshot
+// but has expired since is refused, and an expired cached delegation is left out)
+#[test]
+fn expired_cached_roles_are_refused_on_the_warm_single_tag_path() {
+    let w = World::new(1);
+    let body = w.targets_body(1, &[("v1", b"old")], Duration::days(10));
+    let mut body = body;
+    let k = w.releases_key.public();
+    body.delegations.keys.insert(k.id(), k.clone());
+    body.delegations.roles.push(DelegatedRole {
+        keyids: Some(vec![k.id()]),
+        name: "targets/releases".into(),
+        paths: vec!["".into()],
+        threshold: 1,
+    });
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    let rel_body = w.targets_body(1, &[("v1", b"new")], Duration::days(5));
+    let rel = w.sign_targets("targets/releases", &rel_body, &w.releases_key);
+    // A timestamp that outlives everything, so the roles under it are what expires.
+    let snap = w.snapshot(1, &[("targets", &t), ("targets/releases", &rel)]);
+    w.write("targets", &t);
+    w.write("targets/releases", &rel);
+    w.write("snapshot", &snap);
+    w.write("timestamp", &w.timestamp(1, &snap, Duration::days(90)));
+    assert_eq!(
+        update_tag_at(&w, &w.fetcher(), "v1", now())
+            .unwrap()
+            .find_target("v1")
+            .unwrap()
+            .unwrap()
+            .role(),
+        "targets/releases"
+    );
+
+    // Day 7: releases (5 days) expired; it is left out and named, targets still resolves.
+    let counting = Counting::new(w.fetcher());
+    let repo = update_tag_at(&w, &counting, "v1", now() + Duration::days(7)).unwrap();
+    assert_eq!(counting.asked(), ["timestamp.json"], "the warm path");
+    assert_eq!(repo.find_target("v1").unwrap().unwrap().role(), "targets");
+    assert!(
+        repo.skipped[0].0 == "targets/releases" && repo.skipped[0].1.contains("expired"),
+        "{:?}",
+        repo.skipped
+    );
+
+    // Day 12: targets (10 days) expired: refused, although its bytes match the snapshot.
+    let counting = Counting::new(w.fetcher());
+    let e = update_tag_at(&w, &counting, "v1", now() + Duration::days(12)).unwrap_err();
+    assert_eq!(counting.asked(), ["timestamp.json"], "the warm path");
+    assert!(
+        matches!(&e, ClientError::Verify(VerifyError::Expired { role, .. }) if role == "targets"),
+        "{e}"
+    );
+}
+
+// See: #12 item 5 (one tag's update resolves every tag as the full update does: delegation
+// order, paths, and tags nobody signs)
+#[test]
+fn single_tag_update_resolves_each_tag_as_the_full_update_does() {
+    let w = World::new(1);
+    let t = w.targets(
+        1,
+        &[("v1", b"old"), ("v2", b"two"), ("rel-x", b"t")],
+        Some(vec!["rel-".into()]),
+    );
+    // releases may sign rel-* only: its v1 is outside its paths and must not win.
+    let rel = w.releases(&[("v1", b"new"), ("rel-x", b"r"), ("rel-y", b"y")]);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    let full = w.update().unwrap();
+    assert_eq!(full.only, None);
+    for tag in ["v1", "v2", "rel-x", "rel-y", "absent"] {
+        let one = update_tag_at(&w, &w.fetcher(), tag, now()).unwrap();
+        assert_eq!(one.only.as_deref(), Some(tag));
+        assert_eq!(
+            one.find_target(tag).unwrap(),
+            full.find_target(tag).unwrap(),
+            "{tag}"
+        );
+    }
+    assert_eq!(
+        full.find_target("v1").unwrap().unwrap().sha256().to_vec(),
+        target(b"old").sha256().unwrap().to_vec()
+    );
+}
+
+// See: #12 item 5 (signatures are checked over the served `signed` bytes when they are
+// canonical, else over the canonical form, as Notary does: Go's files escape `<`, `>` and `&`)
+#[test]
+fn targets_whose_served_bytes_are_not_canonical_verify_through_the_canonical_form() {
+    let w = World::new(1);
+    // encode_signed escapes `<` as Go does, so the served bytes differ from the signed ones.
+    let t = w.targets(1, &[("a<b&c>", b"html"), ("v1", b"one")], None);
+    assert!(String::from_utf8_lossy(&t).contains("\\u003c"));
+    w.publish(1, 1, &t, &[]);
+    let repo = w.update().unwrap();
+    assert!(repo.find_target("a<b&c>").unwrap().is_some());
+    let one = update_tag_at(&w, &w.fetcher(), "a<b&c>", now()).unwrap();
+    assert_eq!(
+        one.find_target("a<b&c>").unwrap(),
+        repo.find_target("a<b&c>").unwrap()
+    );
+    // A changed digest is refused on either path (served bytes canonical or not).
+    let canonical = w.targets(3, &[("v1", b"one")], None);
+    for (tag, content, file) in [("a<b&c>", &b"html"[..], t), ("v1", b"one", canonical)] {
+        let meta = serde_json::to_string(&target(content)).unwrap();
+        let b64 = meta.split('"').find(|s| s.len() == 44).unwrap().to_string();
+        let mut edited = file.clone();
+        let pos = edited
+            .windows(44)
+            .position(|p| p == b64.as_bytes())
+            .unwrap();
+        edited[pos] = if edited[pos] == b'A' { b'B' } else { b'A' };
+        w.publish(2, 2, &edited, &[]);
+        let e = update_tag_at(&w, &w.fetcher(), tag, now()).unwrap_err();
+        assert!(
+            matches!(&e, ClientError::Verify(VerifyError::Threshold { role, .. }) if role == "targets"),
+            "{tag}: {e}"
+        );
+    }
+}
