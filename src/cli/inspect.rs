@@ -203,14 +203,8 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
     }
 }
 
-/// Docker's JSON: an array indented with four spaces, and a trailing newline.
-pub fn to_docker_json(infos: &[TrustInfo]) -> String {
-    let mut out = Vec::new();
-    let _ = write_docker_json(&mut out, infos);
-    String::from_utf8(out).unwrap_or_default()
-}
-
-/// [`to_docker_json`] written straight to `out` (10,000 tags are 2.4 MB: no second copy).
+/// Docker's JSON: an array indented with four spaces, and a trailing newline, written straight
+/// to `out` (10,000 tags are 2.4 MB: no second copy).
 fn write_docker_json(out: &mut impl Write, infos: &[TrustInfo]) -> std::io::Result<()> {
     let fmt = serde_json::ser::PrettyFormatter::with_indent(b"    ");
     let mut ser = serde_json::Serializer::with_formatter(&mut *out, fmt);

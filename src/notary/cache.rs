@@ -56,13 +56,39 @@ impl Cache {
     /// cache only ever saves downloads, it never vouches for anything.
     pub fn read(&self, role: &str) -> Option<Vec<u8>> {
         let file = std::fs::File::open(self.path(role).ok()?).ok()?;
-        let mut bytes = Vec::new();
+        // Sized up front: a 0.9 MB targets role is read without growing the buffer 20 times.
+        let size = file.metadata().map_or(0, |m| m.len()).min(self.max_file) + 1;
+        let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.take(self.max_file + 1).read_to_end(&mut bytes).ok()?;
         (bytes.len() as u64 <= self.max_file).then_some(bytes)
     }
 
     /// Writes verified files; files already cached with the same bytes are left alone.
+    ///
+    /// Each file goes to a temporary file first; the root and the rollback floors (timestamp,
+    /// snapshot) are synced to disk, all at once (one journal commit rather than one each:
+    /// a sync costs milliseconds, tens on a busy disk), before any is renamed into place.
+    /// Targets roles are not synced: each read checks them against the snapshot's hashes, so
+    /// one that a power loss truncated is only downloaded again.
     pub fn write_all(&self, files: &[(String, Vec<u8>)]) -> std::io::Result<()> {
+        let mut staged: Vec<Staged> = Vec::new();
+        let result = self.stage(files, &mut staged).and_then(|()| {
+            sync_together(staged.iter().filter(|s| s.durable).map(|s| &s.file))?;
+            for s in &mut staged {
+                std::fs::rename(&s.tmp, &s.path)?;
+                s.renamed = true;
+            }
+            Ok(())
+        });
+        if result.is_err() {
+            for s in staged.iter().filter(|s| !s.renamed) {
+                let _ = std::fs::remove_file(&s.tmp);
+            }
+        }
+        result
+    }
+
+    fn stage(&self, files: &[(String, Vec<u8>)], staged: &mut Vec<Staged>) -> std::io::Result<()> {
         for (role, bytes) in files {
             let path = self.path(role).map_err(std::io::Error::other)?;
             if std::fs::read(&path).is_ok_and(|old| &old == bytes) {
@@ -75,13 +101,50 @@ impl Cache {
                 path.file_name().and_then(|n| n.to_str()).unwrap_or("role"),
                 std::process::id()
             ));
-            let mut f = std::fs::File::create(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
+            let file = std::fs::File::create(&tmp)?;
+            let durable = matches!(role.as_str(), "root" | "timestamp" | "snapshot");
+            staged.push(Staged {
+                tmp,
+                path,
+                file,
+                durable,
+                renamed: false,
+            });
+            if let Some(s) = staged.last_mut() {
+                s.file.write_all(bytes)?;
+            }
         }
         Ok(())
     }
+}
+
+/// A file written to its temporary name, not yet renamed into place.
+struct Staged {
+    tmp: PathBuf,
+    path: PathBuf,
+    file: std::fs::File,
+    durable: bool,
+    renamed: bool,
+}
+
+/// Syncs `files` to disk concurrently: the file system commits its journal for all of them
+/// together instead of once per file.
+fn sync_together<'a>(files: impl Iterator<Item = &'a std::fs::File>) -> std::io::Result<()> {
+    let files: Vec<&std::fs::File> = files.collect();
+    let Some((first, rest)) = files.split_first() else {
+        return Ok(());
+    };
+    std::thread::scope(|s| {
+        let others: Vec<_> = rest.iter().map(|f| s.spawn(move || f.sync_all())).collect();
+        let mut result = first.sync_all();
+        for h in others {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(std::io::Error::other("a file sync failed")));
+            result = result.and(r);
+        }
+        result
+    })
 }
 
 /// The repositories in the trust cache under `trust_dir` whose cached root or targets lists one
@@ -179,6 +242,33 @@ mod tests {
         c.write_all(&[("timestamp".into(), b"1234".to_vec())])
             .unwrap();
         assert_eq!(c.read("timestamp").as_deref(), Some(&b"1234"[..]));
+    }
+
+    #[test]
+    fn files_written_together_read_back_and_a_failed_write_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Cache::new(dir.path(), "r/app", 1 << 20).unwrap();
+        let files: Vec<(String, Vec<u8>)> = ["root", "timestamp", "snapshot", "targets/releases"]
+            .iter()
+            .map(|r| (r.to_string(), format!("{r} bytes").into_bytes()))
+            .collect();
+        c.write_all(&files).unwrap();
+        for (role, bytes) in &files {
+            assert_eq!(c.read(role).as_ref(), Some(bytes), "{role}");
+        }
+        // targets.json cannot replace a directory: the write fails and cleans up after itself.
+        std::fs::create_dir_all(c.dir().join("targets.json")).unwrap();
+        let err = c.write_all(&[
+            ("timestamp".into(), b"new timestamp".to_vec()),
+            ("targets".into(), b"new targets".to_vec()),
+        ]);
+        assert!(err.is_err());
+        let leftovers: Vec<_> = std::fs::read_dir(c.dir())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            .collect();
+        assert!(leftovers.is_empty(), "{leftovers:?}");
     }
 
     #[test]
