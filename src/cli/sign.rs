@@ -9,6 +9,7 @@ use super::trust::TrustRepo;
 use super::{Context, Error, cancellable};
 use crate::keystore::Keyring;
 use crate::keystore::lock::LockPlace;
+use crate::notary::client::{ClientError, Repo};
 use crate::notary::publish::{PublishError, Publisher};
 use crate::reference::ImageRef;
 use crate::registry::manifest_ref;
@@ -94,33 +95,50 @@ pub struct SignedTag {
 pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedTag>, Error> {
     // Everything before the publish changes nothing and can simply be dropped on cancellation;
     // the publish itself reports what is live when it is cancelled.
-    let (t, changes, signed) = cancellable(&ctx.cancel, async {
+    let (t, changes, signed, current) = cancellable(&ctx.cancel, async {
         let t = TrustRepo::open(ctx, &images[0]).await?;
         t.check_can_sign(false).await?;
-        let (registry, base) = t.registry_client().await?;
-        let mut changes = Vec::new();
-        let mut signed = Vec::new();
-        for image in images {
-            let tag = image.tag.clone().unwrap_or_default();
-            let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
-            changes.push(Change::add(tag.clone(), manifest_meta(&m.sha256, m.size)));
-            signed.push(SignedTag {
-                name: image.gun(),
-                tag,
-                digest: m.digest.clone(),
-                size: m.size,
-                signature: "dct",
-                notation_signature: None,
-            });
-        }
-        Ok((t, changes, signed))
+        warm_keyring();
+        // The manifests and the trust data come from different servers: read them at once.
+        let manifests = async {
+            let (registry, base) = t.registry_client().await?;
+            let mut changes = Vec::new();
+            let mut signed = Vec::new();
+            for image in images {
+                let tag = image.tag.clone().unwrap_or_default();
+                let m = manifest_ref(&registry, &base, &image.repository, &tag).await?;
+                changes.push(Change::add(tag.clone(), manifest_meta(&m.sha256, m.size)));
+                signed.push(SignedTag {
+                    name: image.gun(),
+                    tag,
+                    digest: m.digest.clone(),
+                    size: m.size,
+                    signature: "dct",
+                    notation_signature: None,
+                });
+            }
+            Ok::<_, Error>((changes, signed))
+        };
+        let (manifests, current) = tokio::join!(manifests, t.read());
+        let (changes, signed) = manifests?;
+        Ok((t, changes, signed, current))
     })
     .await?;
-    publish_changes(ctx, &t, &changes).await?;
+    publish_from(ctx, &t, &changes, Some(current)).await?;
     for image in images {
         ctx.out.status(format_args!("Successfully signed {image}"));
     }
     Ok(signed)
+}
+
+/// Opens the OS keyring on a blocking thread, so that its session setup (a Diffie-Hellman
+/// exchange with the Secret Service, milliseconds of CPU) overlaps the network requests that
+/// come before signing. Nothing is read from it here; a keyring that cannot be opened is
+/// reported when a key is asked for.
+pub fn warm_keyring() {
+    drop(tokio::task::spawn_blocking(|| {
+        let _ = crate::keystore::ensure_store();
+    }));
 }
 
 /// Publishes `changes` with keys from the keyring, printing docker's progress lines. A
@@ -131,8 +149,18 @@ pub async fn publish_changes(
     t: &TrustRepo,
     changes: &[Change],
 ) -> Result<(), Error> {
+    publish_from(ctx, t, changes, None).await
+}
+
+/// As [`publish_changes`], the first attempt built on `current` (see [`Publisher::publish_from`]).
+async fn publish_from(
+    ctx: &Context,
+    t: &TrustRepo,
+    changes: &[Change],
+    current: Option<Result<Repo, ClientError>>,
+) -> Result<(), Error> {
     ctx.out.status("Signing and pushing trust metadata");
-    if publish_quietly(ctx, t, changes).await? {
+    if publish_quietly_from(ctx, t, changes, current).await? {
         ctx.out
             .status(format_args!("Finished initializing \"{}\"", t.server.gun));
     }
@@ -146,6 +174,15 @@ pub async fn publish_quietly(
     t: &TrustRepo,
     changes: &[Change],
 ) -> Result<bool, Error> {
+    publish_quietly_from(ctx, t, changes, None).await
+}
+
+async fn publish_quietly_from(
+    ctx: &Context,
+    t: &TrustRepo,
+    changes: &[Change],
+    current: Option<Result<Repo, ClientError>>,
+) -> Result<bool, Error> {
     let keys = Keyring::new(LockPlace::for_user(), ctx.cancel.clone());
     let publisher = Publisher {
         server: &t.server,
@@ -155,7 +192,10 @@ pub async fn publish_quietly(
         keys: &keys,
         cancel: &ctx.cancel,
     };
-    let published = match publisher.publish(changes, OffsetDateTime::now_utc()).await {
+    let published = match publisher
+        .publish_from(changes, OffsetDateTime::now_utc(), current)
+        .await
+    {
         Ok(p) => p,
         Err(PublishError::Interrupted {
             reason,

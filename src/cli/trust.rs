@@ -13,7 +13,7 @@ use crate::dockercfg::credentials::Credential;
 use crate::dockercfg::{ConfigDir, ConfigFile, credentials};
 use crate::engine::{DEFAULT_TIMEOUT, Engine, engine_credentials};
 use crate::notary::cache::Cache;
-use crate::notary::client::{self, Repo};
+use crate::notary::client::{self, ClientError, Repo};
 use crate::notary::{self, NotaryServer};
 use crate::reference::ImageRef;
 use crate::registry::auth::Authenticator;
@@ -241,7 +241,13 @@ impl TrustRepo {
 
     /// Fetches and verifies the repository's trust data.
     pub async fn update(&self) -> Result<Repo, Error> {
-        Ok(client::update(
+        Ok(self.read().await?)
+    }
+
+    /// Fetches and verifies the repository's trust data, keeping the client's error (a
+    /// repository without trust data is [`ClientError::NotFound`], which a publish initialises).
+    pub async fn read(&self) -> Result<Repo, ClientError> {
+        client::update(
             &self.server,
             &self.cache,
             &self.server.gun,
@@ -249,7 +255,7 @@ impl TrustRepo {
             &self.trust,
             &self.limits,
         )
-        .await?)
+        .await
     }
 
     /// The Docker engine docker's own rules choose (flags, env, contexts).

@@ -221,7 +221,13 @@ pub fn entry_names() -> Result<Vec<String>, KeystoreError> {
 /// Opens the platform store once per process; later calls reuse it.
 pub fn ensure_store() -> Result<(), KeystoreError> {
     OPENED
-        .get_or_init(|| open_store().map(|_| ()).map_err(|e| e.to_string()))
+        .get_or_init(|| {
+            open_store().map(|_| ()).map_err(|e| match e {
+                // Only the detail: the error is rebuilt below with its hint, once.
+                KeystoreError::Unreachable { detail, .. } => detail,
+                other => other.to_string(),
+            })
+        })
         .clone()
         .map_err(|detail| KeystoreError::Unreachable {
             detail,

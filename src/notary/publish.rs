@@ -253,6 +253,18 @@ impl Publisher<'_> {
         changes: &[Change],
         now: OffsetDateTime,
     ) -> Result<Published, PublishError> {
+        self.publish_from(changes, now, None).await
+    }
+
+    /// As [`Publisher::publish`], with the first attempt built on `current`: the repository as
+    /// [`client::update`] read it, fetched by the caller while it waited on something else
+    /// (a sign reads the manifests at the same time). Retries read the repository again.
+    pub async fn publish_from(
+        &self,
+        changes: &[Change],
+        now: OffsetDateTime,
+        mut current: Option<Result<Repo, ClientError>>,
+    ) -> Result<Published, PublishError> {
         let gun = self.server.gun.clone();
         let change = describe_change(&gun, changes);
         let tag = changes
@@ -274,7 +286,7 @@ impl Publisher<'_> {
                 return Err(PublishError::Contention { gun });
             }
             let signed = self
-                .before_upload(self.prepare(changes, now, refused_init.take()))
+                .before_upload(self.prepare(changes, now, refused_init.take(), current.take()))
                 .await
                 .map_err(|e| match e {
                     Ok(reason)
@@ -368,25 +380,24 @@ impl Publisher<'_> {
         }
     }
 
-    /// Reads the repository and builds the signed update. `refused_init` is the server's answer
-    /// to our previous attempt to initialise it.
+    /// Reads the repository (unless `current` already holds what [`client::update`] returned)
+    /// and builds the signed update. `refused_init` is the server's answer to our previous
+    /// attempt to initialise it.
     async fn prepare(
         &self,
         changes: &[Change],
         now: OffsetDateTime,
         refused_init: Option<Refusal>,
+        current: Option<Result<Repo, ClientError>>,
     ) -> Result<SignedUpdate, PublishError> {
         let gun = &self.server.gun;
-        let unsigned = match client::update(
-            self.server,
-            self.cache,
-            gun,
-            now,
-            self.trust,
-            self.limits,
-        )
-        .await
-        {
+        let current = match current {
+            Some(read) => read,
+            None => {
+                client::update(self.server, self.cache, gun, now, self.trust, self.limits).await
+            }
+        };
+        let unsigned = match current {
             Ok(repo) => UnsignedUpdate::of_repo(&repo, now),
             Err(ClientError::NotFound { missing, .. }) if missing == "root.json" => {
                 if let Some(refusal) = refused_init {

@@ -385,6 +385,11 @@ fn unreachable_keyring_stops_signing_before_anything_is_published() {
         err.contains("cannot reach the OS keyring") && err.contains("dbus-run-session"),
         "{err}"
     );
+    assert_eq!(
+        err.matches("cannot reach the OS keyring").count(),
+        1,
+        "the failure is said once, not wrapped in itself: {err}"
+    );
     let out = notary(&env, &["list", &repo]);
     assert!(
         format!("{}{}", stdout(&out), stderr(&out)).contains("does not have trust data"),
