@@ -295,20 +295,8 @@ struct Envelope {
 impl SignedFile {
     /// Parses the bytes of `role`'s file.
     pub fn parse(role: &str, bytes: &[u8]) -> Result<Self, MetadataError> {
-        let env: Envelope =
-            serde_json::from_slice(bytes).map_err(|e| MetadataError::Malformed {
-                role: role.to_string(),
-                reason: e.to_string(),
-            })?;
-        let signatures = env
-            .signatures
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut s| {
-                s.method = s.method.to_ascii_lowercase();
-                s
-            })
-            .collect();
+        let env: Envelope = serde_json::from_slice(bytes).map_err(|e| malformed(role, e))?;
+        let signatures = lowercase_methods(env.signatures);
         Ok(SignedFile {
             signed: env.signed,
             signatures,
@@ -369,15 +357,7 @@ impl<'a> RawSigned<'a> {
     /// Parses the envelope of `role`'s file (the whole file is checked to be JSON).
     pub fn parse(role: &str, bytes: &'a [u8]) -> Result<Self, MetadataError> {
         let env: RawEnvelope<'a> = serde_json::from_slice(bytes).map_err(|e| malformed(role, e))?;
-        let signatures = env
-            .signatures
-            .unwrap_or_default()
-            .into_iter()
-            .map(|mut s| {
-                s.method = s.method.to_ascii_lowercase();
-                s
-            })
-            .collect();
+        let signatures = lowercase_methods(env.signatures);
         Ok(RawSigned {
             signed: env.signed.get(),
             signatures,
@@ -420,6 +400,18 @@ impl<'a> RawSigned<'a> {
             version: shell.version,
         })
     }
+}
+
+/// The signatures of an envelope, methods lower-cased as Go reads them.
+fn lowercase_methods(signatures: Option<Vec<Signature>>) -> Vec<Signature> {
+    signatures
+        .unwrap_or_default()
+        .into_iter()
+        .map(|mut s| {
+            s.method = s.method.to_ascii_lowercase();
+            s
+        })
+        .collect()
 }
 
 fn malformed(role: &str, e: serde_json::Error) -> MetadataError {

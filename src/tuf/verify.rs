@@ -334,6 +334,18 @@ fn count_valid_over(
     Ok(valid.len())
 }
 
+/// `valid` signatures meet `threshold` (a threshold of 0 is never met).
+fn meets_threshold(role: &str, valid: usize, threshold: u32) -> Result<(), VerifyError> {
+    if threshold == 0 || valid < threshold as usize {
+        return Err(VerifyError::Threshold {
+            role: role.to_string(),
+            valid,
+            threshold,
+        });
+    }
+    Ok(())
+}
+
 fn check_threshold(
     role: &str,
     file: &SignedFile,
@@ -343,14 +355,7 @@ fn check_threshold(
 ) -> Result<(), VerifyError> {
     let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
     let valid = count_valid_signatures(role, file, keys, &authorised)?;
-    if threshold == 0 || valid < threshold as usize {
-        return Err(VerifyError::Threshold {
-            role: role.to_string(),
-            valid,
-            threshold,
-        });
-    }
-    Ok(())
+    meets_threshold(role, valid, threshold)
 }
 
 /// [`check_threshold`] for a file read by [`RawSigned`]: the signatures are checked over the
@@ -382,14 +387,7 @@ fn check_threshold_raw(
             )?);
         }
     }
-    if threshold == 0 || valid < threshold as usize {
-        return Err(VerifyError::Threshold {
-            role: role.to_string(),
-            valid,
-            threshold,
-        });
-    }
-    Ok(())
+    meets_threshold(role, valid, threshold)
 }
 
 /// Checks hashes and length of `bytes` against `meta` from `parent`.
