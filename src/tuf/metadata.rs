@@ -380,25 +380,14 @@ impl<'a> RawSigned<'a> {
 
     /// `signed` as a targets role whose `targets` map holds only `only`'s entry when given:
     /// the other entries are still read by the same parser (the JSON must be valid) but not
-    /// built, so one tag among 10,000 costs a scan instead of 10,000 map entries.
+    /// built, so one tag among 10,000 costs one scan instead of 10,000 map entries.
     pub fn targets(&self, role: &str, only: Option<&str>) -> Result<Targets, MetadataError> {
-        let shell: TargetsShell<'a> = self.typed(role)?;
-        let targets = match shell.targets {
-            Some(raw) => {
-                let mut de = serde_json::Deserializer::from_str(raw.get());
-                TargetFilter(only)
-                    .deserialize(&mut de)
-                    .map_err(|e| malformed(role, e))?
-            }
-            None => BTreeMap::new(),
-        };
-        Ok(Targets {
-            typ: shell.typ,
-            delegations: shell.delegations,
-            expires: shell.expires,
-            targets,
-            version: shell.version,
-        })
+        let mut de = serde_json::Deserializer::from_str(self.signed);
+        let targets = TargetsSeed(only)
+            .deserialize(&mut de)
+            .and_then(|t| de.end().map(|()| t))
+            .map_err(|e| malformed(role, e))?;
+        Ok(targets)
     }
 }
 
@@ -421,17 +410,74 @@ fn malformed(role: &str, e: serde_json::Error) -> MetadataError {
     }
 }
 
-/// [`Targets`] with its `targets` map left as raw JSON, read by [`TargetFilter`].
-#[derive(Deserialize)]
-struct TargetsShell<'a> {
-    #[serde(rename = "_type")]
-    typ: String,
-    #[serde(default)]
-    delegations: Delegations,
-    expires: Expires,
-    #[serde(default, borrow)]
-    targets: Option<&'a RawValue>,
-    version: u64,
+/// Reads a targets role in one pass, its `targets` map through [`TargetFilter`]: the members
+/// and rules of [`Targets`]' derived `Deserialize` (required `_type`, `expires` and `version`;
+/// a duplicate member is an error; unknown members are ignored).
+struct TargetsSeed<'w>(Option<&'w str>);
+
+impl<'de> DeserializeSeed<'de> for TargetsSeed<'_> {
+    type Value = Targets;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for TargetsSeed<'_> {
+    type Value = Targets;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a targets role")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        use serde::de::Error as _;
+        let mut typ = None;
+        let mut delegations = None;
+        let mut expires = None;
+        let mut targets = None;
+        let mut version = None;
+        fn once<T, E: serde::de::Error>(slot: &Option<T>, name: &'static str) -> Result<(), E> {
+            match slot {
+                Some(_) => Err(E::duplicate_field(name)),
+                None => Ok(()),
+            }
+        }
+        while let Some(Name(key)) = map.next_key::<Name<'de>>()? {
+            match key.as_ref() {
+                "_type" => {
+                    once(&typ, "_type")?;
+                    typ = Some(map.next_value::<String>()?);
+                }
+                "delegations" => {
+                    once(&delegations, "delegations")?;
+                    delegations = Some(map.next_value::<Delegations>()?);
+                }
+                "expires" => {
+                    once(&expires, "expires")?;
+                    expires = Some(map.next_value::<Expires>()?);
+                }
+                "targets" => {
+                    once(&targets, "targets")?;
+                    targets = Some(map.next_value_seed(TargetFilter(self.0))?);
+                }
+                "version" => {
+                    once(&version, "version")?;
+                    version = Some(map.next_value::<u64>()?);
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(Targets {
+            typ: typ.ok_or_else(|| A::Error::missing_field("_type"))?,
+            delegations: delegations.unwrap_or_default(),
+            expires: expires.ok_or_else(|| A::Error::missing_field("expires"))?,
+            targets: targets.unwrap_or_default(),
+            version: version.ok_or_else(|| A::Error::missing_field("version"))?,
+        })
+    }
 }
 
 /// Reads a `targets` map, keeping every entry (`None`) or only one tag's. Duplicate names keep
@@ -442,7 +488,8 @@ impl<'de> DeserializeSeed<'de> for TargetFilter<'_> {
     type Value = BTreeMap<String, FileMeta>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        d.deserialize_map(self)
+        // `null` reads as no targets, as Go reads a nil map.
+        d.deserialize_option(self)
     }
 }
 
@@ -451,6 +498,18 @@ impl<'de> Visitor<'de> for TargetFilter<'_> {
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         f.write_str("a map of target names to file meta")
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(BTreeMap::new())
+    }
+
+    fn visit_some<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_map(self)
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
@@ -571,6 +630,47 @@ mod tests {
             String::from_utf8(canonical_bytes(&r).unwrap()).unwrap(),
             r#"{"keyids":[],"name":"targets/x","threshold":1}"#
         );
+    }
+
+    #[test]
+    fn one_pass_targets_reader_matches_the_derived_one_and_its_rules() {
+        let signed = r#"{"_type":"Targets","delegations":{"keys":{},"roles":[]},"expires":"2030-01-01T00:00:00Z","targets":{"a":{"hashes":{"sha256":"AQID"},"length":3},"b\u0031":{"hashes":{"sha256":"BAUG"},"length":4}},"unknown":[1,{"x":2}],"version":7}"#;
+        let file = format!(r#"{{"signed":{signed},"signatures":[]}}"#);
+        let raw = RawSigned::parse("targets", file.as_bytes()).unwrap();
+        let derived: Targets = serde_json::from_str(signed).unwrap();
+        assert_eq!(raw.targets("targets", None).unwrap(), derived);
+        let one = raw.targets("targets", Some("b1")).unwrap();
+        assert_eq!(one.targets.keys().collect::<Vec<_>>(), ["b1"]);
+        assert_eq!((one.version, one.expires), (7, derived.expires));
+        assert!(
+            raw.targets("targets", Some("c"))
+                .unwrap()
+                .targets
+                .is_empty()
+        );
+
+        let read = |signed: &str| {
+            let file = format!(r#"{{"signed":{signed},"signatures":[]}}"#);
+            RawSigned::parse("targets", file.as_bytes())
+                .and_then(|r| r.targets("targets", Some("a")))
+        };
+        // `null` targets is an empty map, as Go reads a nil map.
+        let t = read(
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":null,"version":1}"#,
+        );
+        assert!(t.unwrap().targets.is_empty());
+        for bad in [
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","version":1,"version":2}"#,
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":{},"targets":{},"version":1}"#,
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z"}"#,
+            r#"{"expires":"2030-01-01T00:00:00Z","version":1}"#,
+            r#"{"_type":"Targets","version":1}"#,
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":{"a":{"length":1}},"version":1}"#,
+            r#"{"_type":"Targets","expires":"2030-01-01T00:00:00Z","targets":[],"version":1}"#,
+            r#"[]"#,
+        ] {
+            assert!(read(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -817,6 +817,66 @@ fn tampered_cached_targets_under_an_unchanged_timestamp_is_refetched_not_trusted
     );
 }
 
+// See: #12 item 5 (a role of 256 KiB or more is hashed on a second thread while it is parsed:
+// an edited cached copy is still caught by its hash and re-fetched, a served edit is refused,
+// an over-long cached copy is caught before it is parsed, and nothing unverified is cached)
+#[test]
+fn big_targets_hashed_on_a_second_thread_still_refetches_edits_and_refuses_served_ones() {
+    let w = World::new(1);
+    let names: Vec<String> = (0..4000).map(|i| format!("t{i}")).collect();
+    let tags: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), n.as_bytes())).collect();
+    let genuine = w.targets(1, &tags, None);
+    assert!(genuine.len() >= 256 * 1024, "{} bytes", genuine.len());
+    w.publish(1, 1, &genuine, &[]);
+    w.update().unwrap();
+    let want = target(b"t3999").sha256().unwrap().to_vec();
+    let resolve = |fetch: &Counting<DirFetch>| {
+        update_tag_at(&w, fetch, "t3999", now()).map(|r| {
+            let d = r.find_target("t3999").unwrap().unwrap();
+            d.sha256().to_vec()
+        })
+    };
+    // Warm and unchanged: the cached copy is used.
+    let counting = Counting::new(w.fetcher());
+    assert_eq!(resolve(&counting).unwrap(), want);
+    assert_eq!(counting.asked(), ["timestamp.json"]);
+
+    // A byte edit that keeps the JSON valid (and unsigned): re-fetched, the cache repaired.
+    let mut edited = genuine.clone();
+    let at = edited.windows(6).position(|p| p == b"\"t3999").unwrap();
+    edited[at + 2] = b'4';
+    std::fs::write(cached_file(&w, "targets"), &edited).unwrap();
+    let counting = Counting::new(w.fetcher());
+    assert_eq!(resolve(&counting).unwrap(), want);
+    let asked = counting.asked();
+    assert!(
+        asked.len() == 2 && asked[1].starts_with("targets."),
+        "{asked:?}"
+    );
+    assert_eq!(std::fs::read(cached_file(&w, "targets")).unwrap(), genuine);
+
+    // The server serves the edit (and the cache has none): a hash mismatch, nothing cached.
+    std::fs::remove_file(cached_file(&w, "targets")).unwrap();
+    std::fs::write(w.server.path().join("targets.json"), &edited).unwrap();
+    let e = update_tag_at(&w, &w.fetcher(), "t3999", now()).unwrap_err();
+    assert!(
+        matches!(&e, ClientError::Verify(VerifyError::HashMismatch { role, .. }) if role == "targets"),
+        "{e}"
+    );
+    assert!(!cached_file(&w, "targets").exists());
+
+    // A cached copy one byte longer than the snapshot states: caught on its length before it
+    // is parsed, re-fetched.
+    std::fs::write(w.server.path().join("targets.json"), &genuine).unwrap();
+    let mut longer = genuine.clone();
+    longer.push(b' ');
+    std::fs::write(cached_file(&w, "targets"), &longer).unwrap();
+    let counting = Counting::new(w.fetcher());
+    assert_eq!(resolve(&counting).unwrap(), want);
+    assert_eq!(counting.asked().len(), 2, "{:?}", counting.asked());
+    assert_eq!(std::fs::read(cached_file(&w, "targets")).unwrap(), genuine);
+}
+
 // See: #12 item 5 (expiry is checked on the warm path: a cached role that matches the snapshot
 // but has expired since is refused, and an expired cached delegation is left out)
 #[test]
