@@ -148,17 +148,21 @@ pub fn settings_policy(t: &TrustRepo) -> Result<Option<SignaturePolicy>, Error> 
 }
 
 /// Both kinds for one tag, as the policy needs them, then [`decide`]. The Notary Project side
-/// is skipped under `dct`, and DCT under `notation`.
+/// is skipped under `dct`, and DCT under `notation`. The two are looked up at once: under the
+/// default policy the registry requests that look for Notary Project signatures (manifest,
+/// referrers, tag-schema index) overlap the notary update instead of following it, and
+/// nothing is decided before both have answered.
 pub async fn verify_tag(
     ctx: &Context,
     t: &TrustRepo,
     tag: &str,
     policy: Option<SignaturePolicy>,
 ) -> Result<(VerifiedDigest, Vec<String>, Option<NotationVerified>), Error> {
-    let dct = if policy == Some(SignaturePolicy::Notation) {
-        KindResult::Absent("not asked for".into())
-    } else {
-        match cancellable(&ctx.cancel, update_tag(t, tag)).await {
+    let dct = async {
+        if policy == Some(SignaturePolicy::Notation) {
+            return Ok(KindResult::Absent("not asked for".into()));
+        }
+        Ok(match cancellable(&ctx.cancel, update_tag(t, tag)).await {
             Ok(repo) => match repo.find_target(tag).map_err(ClientError::from) {
                 Ok(Some(d)) => KindResult::Verified(d),
                 Ok(None) => KindResult::Failed(Error::NotSigned {
@@ -173,32 +177,39 @@ pub async fn verify_tag(
             }
             Err(e @ Error::Cancelled(_)) => return Err(e),
             Err(e) => KindResult::Failed(e),
-        }
+        })
     };
-    let notation = if policy == Some(SignaturePolicy::Dct) {
-        KindResult::Absent("not asked for".into())
-    } else {
+    let notation = async {
+        if policy == Some(SignaturePolicy::Dct) {
+            return Ok(None);
+        }
         let run = async {
             let (client, base) = t.registry_client().await?;
             let config = truststore::config_dir().map_err(NotationError::from)?;
             Ok::<_, Error>(verify_notation(&client, &base, &t.image, tag, &config).await)
         };
         match cancellable(&ctx.cancel, run).await {
-            Ok(Ok(n)) => KindResult::Verified(n),
-            Ok(Err(e @ NotationError::NoSignature { .. }))
-            | Ok(Err(e @ NotationError::Referrers(ReferrersError::NoTag(_)))) => {
-                KindResult::Absent(e.to_string())
-            }
-            // Without an explicit policy, a registry that cannot list signatures does not
-            // undo a verified DCT signature; it does refuse where Notary Project is required.
-            Ok(Err(e)) if policy.is_none() && matches!(dct, KindResult::Verified(_)) => {
-                tracing::warn!("Notary Project signatures not checked: {e}");
-                KindResult::Absent(e.to_string())
-            }
-            Ok(Err(e)) => KindResult::Failed(e.into()),
-            Err(e @ Error::Cancelled(_)) => return Err(e),
-            Err(e) => KindResult::Failed(e),
+            Err(e @ Error::Cancelled(_)) => Err(e),
+            other => Ok(Some(other)),
         }
+    };
+    let (dct, notation) = tokio::join!(dct, notation);
+    let dct = dct?;
+    let notation = match notation? {
+        None => KindResult::Absent("not asked for".into()),
+        Some(Ok(Ok(n))) => KindResult::Verified(n),
+        Some(Ok(Err(e @ NotationError::NoSignature { .. })))
+        | Some(Ok(Err(e @ NotationError::Referrers(ReferrersError::NoTag(_))))) => {
+            KindResult::Absent(e.to_string())
+        }
+        // Without an explicit policy, a registry that cannot list signatures does not
+        // undo a verified DCT signature; it does refuse where Notary Project is required.
+        Some(Ok(Err(e))) if policy.is_none() && matches!(dct, KindResult::Verified(_)) => {
+            tracing::warn!("Notary Project signatures not checked: {e}");
+            KindResult::Absent(e.to_string())
+        }
+        Some(Ok(Err(e))) => KindResult::Failed(e.into()),
+        Some(Err(e)) => KindResult::Failed(e),
     };
     decide(policy, dct, notation)
 }
