@@ -202,8 +202,12 @@ pub async fn verify_tag(
         | Some(Ok(Err(e @ NotationError::Referrers(ReferrersError::NoTag(_))))) => {
             KindResult::Absent(e.to_string())
         }
-        // Without an explicit policy, a registry that cannot list signatures does not
-        // undo a verified DCT signature; it does refuse where Notary Project is required.
+        // Signatures exist and the trust policy verified none: under the default policy the
+        // repository has this kind, so it must verify, whatever DCT says.
+        Some(Ok(Err(e @ NotationError::Refused { .. }))) => KindResult::Failed(e.into()),
+        // Without an explicit policy, a registry that cannot list signatures (or no notation
+        // trust policy to check them with) does not undo a verified DCT signature; it does
+        // refuse where Notary Project is required.
         Some(Ok(Err(e))) if policy.is_none() && matches!(dct, KindResult::Verified(_)) => {
             tracing::warn!("Notary Project signatures not checked: {e}");
             KindResult::Absent(e.to_string())

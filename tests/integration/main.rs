@@ -31,3 +31,4 @@ mod signers;
 mod stack;
 mod tamper;
 mod trust;
+mod verify_policy;
