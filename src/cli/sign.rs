@@ -95,10 +95,11 @@ pub struct SignedTag {
 pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedTag>, Error> {
     // Everything before the publish changes nothing and can simply be dropped on cancellation;
     // the publish itself reports what is live when it is cancelled.
+    // First of all: the keyring's session setup is the longest step before signing can start.
+    warm_keyring();
     let (t, changes, signed, current) = cancellable(&ctx.cancel, async {
         let t = TrustRepo::open(ctx, &images[0]).await?;
         t.check_can_sign(false).await?;
-        warm_keyring();
         // The manifests and the trust data come from different servers: read them at once.
         let manifests = async {
             let (registry, base) = t.registry_client().await?;

@@ -117,7 +117,7 @@ pub async fn update_tag<F: Fetch + Sync>(
 }
 
 /// Maps the core's errors and writes the cache once the whole update verified.
-fn finish(
+pub(super) fn finish(
     verified: Result<trusted::Verified, UpdateError<HttpError>>,
     cache: &Cache,
     gun: &str,

@@ -10,6 +10,7 @@
 
 use std::future::Future;
 
+use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::NotaryServer;
@@ -20,6 +21,8 @@ use crate::keystore::{KeySource, KeystoreError};
 use crate::plugin::cancel::{CancelReason, Cancellation};
 use crate::registry::HttpError;
 use crate::tuf::editor::{EditError, RELEASES, SignedUpdate, TARGETS, UnsignedUpdate};
+use crate::tuf::metadata::FileMeta;
+use crate::tuf::trusted::{self, Source};
 use crate::tuf::verify::{self, Limits, RootTrust, VerifyError};
 
 pub use crate::tuf::editor::{Change, sign_role};
@@ -350,7 +353,7 @@ impl Publisher<'_> {
                     source,
                 })?;
         }
-        let read_back = client::update(self.server, self.cache, &gun, now, self.trust, self.limits);
+        let read_back = read_back(self, &signed, now);
         let repo = tokio::select! {
             biased;
             reason = self.cancel.cancelled() => return Err(interrupted(reason, Stage::Accepted)),
@@ -466,6 +469,103 @@ enum Sent {
     Unapplied(HttpError),
     Unanswered(HttpError),
     Interrupted(CancelReason, Stage),
+}
+
+/// The read-back's source: the server for downloads, the cache for cached roles, except that a
+/// targets role this publish uploaded is taken from memory when the snapshot the server now
+/// serves lists exactly those bytes: the server just accepted them, and fetching them again
+/// would only show it can echo them (the core still verifies them like any cached file).
+/// Otherwise the cached copy stays the rollback floor, as in any update. Nothing is cached
+/// early: the read-back is written in one go once it verified, timestamp and snapshot synced
+/// together rather than one after the other.
+struct ReadBack<'a> {
+    server: &'a NotaryServer,
+    cache: &'a Cache,
+    uploaded: &'a [(String, Vec<u8>)],
+    /// The snapshot as downloaded during the read-back.
+    snapshot: std::sync::Mutex<Option<Vec<u8>>>,
+}
+
+/// The part of a snapshot that says which bytes each role must have.
+#[derive(serde::Deserialize)]
+struct Listing {
+    signed: ListedMeta,
+}
+
+#[derive(serde::Deserialize)]
+struct ListedMeta {
+    meta: std::collections::BTreeMap<String, FileMeta>,
+}
+
+impl ReadBack<'_> {
+    /// The uploaded bytes of targets role `role`, if the downloaded snapshot lists them.
+    fn uploaded_as_listed(&self, role: &str) -> Option<&[u8]> {
+        if role != TARGETS && !role.starts_with("targets/") {
+            return None;
+        }
+        let (_, bytes) = self.uploaded.iter().find(|(r, _)| r == role)?;
+        let snapshot = self.snapshot.lock().ok()?;
+        let listing: Listing = serde_json::from_slice(snapshot.as_deref()?).ok()?;
+        let meta = listing.signed.meta.get(role)?;
+        let sha256: [u8; 32] = Sha256::digest(bytes).into();
+        (meta.sha256() == Some(sha256.as_slice()) && meta.length == bytes.len() as i64)
+            .then_some(bytes.as_slice())
+    }
+}
+
+impl Source for ReadBack<'_> {
+    type Error = HttpError;
+
+    async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
+        let got = client::Fetch::fetch(self.server, name, limit).await?;
+        if name.starts_with("snapshot.")
+            && let (Some(bytes), Ok(mut kept)) = (&got, self.snapshot.lock())
+        {
+            *kept = Some(bytes.clone());
+        }
+        Ok(got)
+    }
+
+    fn cached(&self, role: &str) -> Option<Vec<u8>> {
+        match self.uploaded_as_listed(role) {
+            Some(bytes) => Some(bytes.to_vec()),
+            None => self.cache.read(role),
+        }
+    }
+
+    fn keep(&self, _role: &str, _bytes: &[u8]) {}
+}
+
+/// Reads back what the server serves after `signed` was accepted, verified in full, and caches
+/// it. An uploaded role the verification used from memory is cached with the rest, so the
+/// cache holds the whole new state, not new snapshot beside old targets.
+async fn read_back(
+    p: &Publisher<'_>,
+    signed: &SignedUpdate,
+    now: OffsetDateTime,
+) -> Result<Repo, ClientError> {
+    let src = ReadBack {
+        server: p.server,
+        cache: p.cache,
+        uploaded: signed.files(),
+        snapshot: std::sync::Mutex::new(None),
+    };
+    let gun = &p.server.gun;
+    let verified = trusted::update(&src, gun, now, p.trust, p.limits)
+        .await
+        .map(|mut v| {
+            for (role, bytes) in signed.files() {
+                // In the verified repository but not downloaded: verified from memory.
+                let used = src.uploaded_as_listed(role).is_some()
+                    && v.repo.role(role).is_some()
+                    && !v.writes.iter().any(|(r, _)| r == role);
+                if used {
+                    v.writes.push((role.clone(), bytes.clone()));
+                }
+            }
+            v
+        });
+    client::finish(verified, p.cache, gun)
 }
 
 /// Signs on a thread that may block (the keyring, the key-creation lock), without stalling the

@@ -663,3 +663,51 @@ fn a_new_root_that_the_trust_pin_refuses_is_never_uploaded() {
     );
     assert!(has_no_trust_data(&env, &repo));
 }
+
+/// The paths of the requests `proxy` saw with `method`, without the repository prefix.
+fn seen(proxy: &Tamper, method: &str) -> Vec<String> {
+    proxy
+        .requests()
+        .into_iter()
+        .filter(|r| r.method == method)
+        .map(|r| match r.path.rsplit_once("/_trust/tuf/") {
+            Some((_, file)) => file.to_string(),
+            None => r.path,
+        })
+        .collect()
+}
+
+// See: #12 item 5
+#[test]
+fn a_sign_reads_back_timestamp_and_snapshot_not_its_own_targets_and_caches_the_whole_new_state() {
+    let env = trust_env();
+    let repo = unique_repo(&stack().registry, "readback-light");
+    docker_push(&env, &format!("{repo}:v1"), "first");
+    let (digest, _) = docker_push(&env, &format!("{repo}:v2"), "second");
+    let cfg = env.home.join("cfg");
+    let proxy = Tamper::start();
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["sign", &format!("{repo}:v1")]));
+    assert_success(&out, "sign v1 (initialises)");
+    proxy.forget_requests();
+
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["sign", &format!("{repo}:v2")]));
+    assert_success(&out, "sign v2");
+    assert_eq!(seen(&proxy, "POST"), [""], "one upload");
+    let gets = seen(&proxy, "GET");
+    // Before the upload: the timestamp (unchanged, the rest from the cache). After it: the new
+    // timestamp and the snapshot the server made; the targets just uploaded are not fetched.
+    assert_eq!(gets.len(), 3, "{gets:?}");
+    assert_eq!(gets[0], "timestamp.json", "{gets:?}");
+    assert_eq!(gets[1], "timestamp.json", "{gets:?}");
+    assert!(gets[2].starts_with("snapshot."), "{gets:?}");
+    assert!(!gets.iter().any(|g| g.starts_with("targets")), "{gets:?}");
+
+    // The cache holds the whole new state, verified: a verify needs only the timestamp, and
+    // finds the digest just signed.
+    proxy.forget_requests();
+    let out = run(plugin_via(&env, &cfg, &proxy).args(["verify", &format!("{repo}:v2")]));
+    assert_success(&out, "verify v2 from the cache");
+    assert_eq!(stdout(&out).trim(), digest);
+    assert_eq!(seen(&proxy, "GET"), ["timestamp.json"]);
+    assert_eq!(notary_tags(&env, &repo), ["v1", "v2"]);
+}
