@@ -26,3 +26,44 @@ fn an_older_genuine_root_is_trusted_on_first_use_and_a_changed_byte_is_not() {
             .is_err()
     );
 }
+
+// See: #12 item 1. The second campaign's tuf_verify stopped within seconds on
+// example.com/test/repo1's `2.root.json` offered as a first root with one byte changed in the
+// signature by 242eae…, the old root key that co-signed the rotation but is not one of this
+// root's own root keys. Not a bypass: the signed part is genuine and carries its threshold of
+// valid signatures; a signature that does not verify, or is by a key the role does not need,
+// is ignored (TUF, and notary does the same). The oracle compared whole files; it now compares
+// the canonical `signed` part. This pins the product side: the file with the spoiled extra
+// signature is trusted, the same change in the one signature that counts is not.
+#[test]
+fn a_spoiled_signature_beyond_the_threshold_is_ignored_and_a_spoiled_needed_one_is_refused() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/data/notary-v1/example.com_test_repo1");
+    let genuine = std::fs::read(dir.join("2.root.json")).unwrap();
+    let now = time::OffsetDateTime::from_unix_timestamp(1_795_392_000).unwrap();
+    let gun = "example.com/test/repo1";
+    verify::trust_first_root(gun, &genuine, now, &RootTrust::Tofu).expect("the genuine root");
+
+    // The first character of the `sig` value of the signature by the key whose id starts so.
+    let sig_of = |keyid: &[u8]| {
+        let key = genuine
+            .windows(keyid.len())
+            .rposition(|w| w == keyid)
+            .unwrap();
+        let sig = key
+            + genuine[key..]
+                .windows(7)
+                .position(|w| w == b"\"sig\":\"")
+                .unwrap()
+            + 7;
+        let mut spoiled = genuine.clone();
+        spoiled[sig] = if spoiled[sig] == b'A' { b'B' } else { b'A' };
+        spoiled
+    };
+    let extra = sig_of(b"\"keyid\":\"242eae");
+    let trusted = verify::trust_first_root(gun, &extra, now, &RootTrust::Tofu)
+        .expect("a spoiled signature by a key the root role does not need is ignored");
+    assert_eq!(trusted.root.version, 2);
+    let needed = sig_of(b"\"keyid\":\"9315ee");
+    assert!(verify::trust_first_root(gun, &needed, now, &RootTrust::Tofu).is_err());
+}
