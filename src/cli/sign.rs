@@ -132,14 +132,12 @@ pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedT
     Ok(signed)
 }
 
-/// Opens the OS keyring on a blocking thread, so that its session setup (a Diffie-Hellman
-/// exchange with the Secret Service, milliseconds of CPU) overlaps the network requests that
-/// come before signing. Nothing is read from it here; a keyring that cannot be opened is
-/// reported when a key is asked for.
+/// Opens the OS keyring's session on a blocking thread, so that its setup (a Diffie-Hellman
+/// exchange with the Secret Service) overlaps the network requests that come before signing.
+/// Nothing is read from it here; a keyring that cannot be opened is reported when a key is
+/// asked for.
 pub fn warm_keyring() {
-    drop(tokio::task::spawn_blocking(|| {
-        let _ = crate::keystore::ensure_store();
-    }));
+    drop(tokio::task::spawn_blocking(crate::keystore::warm));
 }
 
 /// Publishes `changes` with keys from the keyring, printing docker's progress lines. A

@@ -293,18 +293,39 @@ pub fn get(name: &KeyName) -> Result<Option<SigningKey>, KeystoreError> {
 pub fn get_labeled(
     name: &KeyName,
 ) -> Result<Option<(SigningKey, Option<KeyLabel>)>, KeystoreError> {
-    match entry(name)?.get_password() {
-        Ok(text) => {
-            let text = Zeroizing::new(text);
-            SigningKey::from_labeled_secret(&text, name)
-                .map(Some)
-                .map_err(|e| match e {
-                    KeystoreError::Corrupt { .. } => KeystoreError::Corrupt {
-                        entry: name.entry(),
-                    },
-                    e => e,
-                })
+    let parse = |text: &str| {
+        SigningKey::from_labeled_secret(text, name)
+            .map(Some)
+            .map_err(|e| match e {
+                KeystoreError::Corrupt { .. } => KeystoreError::Corrupt {
+                    entry: name.entry(),
+                },
+                e => e,
+            })
+    };
+    #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+    {
+        // The attributes keyring-core's Secret Service store gives an entry.
+        let user = name.entry();
+        let attributes =
+            std::collections::HashMap::from([("service", super::service()), ("username", &user)]);
+        match super::session::read(&attributes) {
+            Ok(None) => return Ok(None),
+            Ok(Some(secret)) => {
+                if let Ok(text) = std::str::from_utf8(&secret) {
+                    return parse(text);
+                }
+                tracing::debug!(
+                    "keyring entry {name} is not text; reading it again through keyring-core"
+                );
+            }
+            Err(super::session::Fallback(why)) => {
+                tracing::debug!("reading keyring entry {name} through keyring-core: {why}");
+            }
         }
+    }
+    match entry(name)?.get_password() {
+        Ok(text) => parse(&Zeroizing::new(text)),
         Err(keyring_core::Error::NoEntry) => Ok(None),
         Err(e) => Err(super::map_error(&e)),
     }

@@ -12,6 +12,8 @@ pub mod import;
 pub mod keys;
 pub mod lock;
 pub mod notation;
+#[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+pub mod session;
 pub mod signer;
 pub mod source;
 
@@ -216,6 +218,16 @@ pub fn entry_names() -> Result<Vec<String>, KeystoreError> {
     names.sort();
     names.dedup();
     Ok(names)
+}
+
+/// Sets up, ahead of the first key read, what reading a key needs: on the Secret Service the
+/// encrypted session of [`session`], elsewhere the platform store. Errors are left for the read
+/// to report.
+pub fn warm() {
+    #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+    session::warm();
+    #[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
+    let _ = ensure_store();
 }
 
 /// Opens the platform store once per process; later calls reuse it.

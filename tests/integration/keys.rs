@@ -410,3 +410,25 @@ fn exported_keys_sign_with_notary_and_restore_the_keyring() {
         d2.trim_start_matches("sha256:")
     );
 }
+
+// See: #12 item 5
+#[test]
+fn signing_reads_its_keys_over_its_own_encrypted_secret_service_session() {
+    // The keys are written through keyring-core (the secret-service crate's session) and read
+    // over src/keystore/session.rs's: both Diffie-Hellman exchanges must agree with the real
+    // gnome-keyring, or the read falls back to keyring-core and says so under -D.
+    let env = trust_env();
+    let repo = unique_repo(&stack().registry, "dh-session");
+    let (digest, _) = docker_push(&env, &format!("{repo}:v1"), "read over the session");
+    let out = run(env.plugin().args(["-D", "sign", &format!("{repo}:v1")]));
+    assert_success(&out, "a first sign, which creates and reads back the keys");
+    let err = stderr(&out);
+    assert!(!err.contains("through keyring-core"), "{err}");
+    let out = run(env.plugin().args(["-D", "sign", &format!("{repo}:v1")]));
+    assert_success(&out, "a second sign, which only reads the targets key");
+    let err = stderr(&out);
+    assert!(!err.contains("through keyring-core"), "{err}");
+    let out = run(env.plugin().args(["verify", &format!("{repo}:v1")]));
+    assert_success(&out, "verify");
+    assert_eq!(stdout(&out).trim(), digest);
+}
