@@ -26,6 +26,12 @@
 //!   `signers::bad_signer_input_is_refused_with_the_keyring_unchanged`,
 //!   `signers::signer_keys_and_passphrases_never_reach_debug_output_or_plain_files`,
 //!   `publish::each_publish_refusal_is_provoked_and_named` (no key for any accepted role).
+//! - #12 item 5, a lighter sign: the read-back takes the uploaded targets from memory only when
+//!   the new snapshot lists them, and caches the whole new state:
+//!   `publish::a_sign_reads_back_timestamp_and_snapshot_not_its_own_targets_and_caches_the_whole_new_state`;
+//!   keys read over the plugin's own encrypted Secret Service session, against gnome-keyring:
+//!   `keys::signing_reads_its_keys_over_its_own_encrypted_secret_service_session`, and its
+//!   refusal of trivial Diffie-Hellman values: `keystore::session::tests::trivial_public_values_are_refused`.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Mutex;
