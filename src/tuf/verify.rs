@@ -302,14 +302,28 @@ pub fn count_valid_signatures(
 ) -> Result<usize, VerifyError> {
     check_counts(role, file.signatures.len(), authorised.len())?;
     let msg = file.canonical_signed(role)?;
-    count_valid_over(role, &file.signatures, &msg, keys, authorised)
+    count_valid_over(role, &file.signatures, Some(&msg), keys, authorised)
+}
+
+thread_local! {
+    static SIGNATURE_CHECKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// How many signatures this thread has checked: lets tests tell the warm path that skips the
+/// targets signatures of an unchanged, fully verified set from the one that checks them.
+#[doc(hidden)]
+pub fn signature_checks() -> u64 {
+    SIGNATURE_CHECKS.with(|c| c.get())
 }
 
 /// Counts distinct authorised key IDs whose signature in `signatures` is valid over `msg`.
+/// With no `msg` (bytes whose signatures already verified, [`verify_targets_presigned`]) the
+/// signatures are counted by who made them, without the cryptography: the authorisation
+/// (key ID listed, key present, key ID matching its content) is checked all the same.
 fn count_valid_over(
     role: &str,
     signatures: &[Signature],
-    msg: &[u8],
+    msg: Option<&[u8]>,
     keys: &BTreeMap<String, PublicKey>,
     authorised: &BTreeSet<&str>,
 ) -> Result<usize, VerifyError> {
@@ -327,6 +341,11 @@ fn count_valid_over(
                 keyid: sig.keyid.clone(),
             });
         }
+        let Some(msg) = msg else {
+            valid.insert(sig.keyid.as_str());
+            continue;
+        };
+        SIGNATURE_CHECKS.with(|c| c.set(c.get() + 1));
         if key.verify(&sig.method, msg, &sig.sig.0).is_ok() {
             valid.insert(sig.keyid.as_str());
         }
@@ -364,24 +383,34 @@ fn check_threshold(
 /// Otherwise (Go HTML-escapes `<`, `>` and `&` inside the file) they are checked over the
 /// canonical form, as Notary does. Either way the bytes a signature covers are the bytes the
 /// typed role is read from, and the threshold is met by one message alone.
+///
+/// Without `crypto` (a presigned role) the threshold is counted from the authorised signers
+/// alone.
 fn check_threshold_raw(
     role: &str,
     file: &RawSigned<'_>,
     keys: &BTreeMap<String, PublicKey>,
     keyids: &[String],
     threshold: u32,
+    crypto: bool,
 ) -> Result<(), VerifyError> {
     let authorised: BTreeSet<&str> = keyids.iter().map(String::as_str).collect();
     check_counts(role, file.signatures.len(), authorised.len())?;
     let served = file.signed.as_bytes();
-    let mut valid = count_valid_over(role, &file.signatures, served, keys, &authorised)?;
-    if threshold == 0 || valid < threshold as usize {
+    let mut valid = count_valid_over(
+        role,
+        &file.signatures,
+        crypto.then_some(served),
+        keys,
+        &authorised,
+    )?;
+    if crypto && (threshold == 0 || valid < threshold as usize) {
         let canonical = file.canonical_signed(role)?;
         if canonical != served {
             valid = valid.max(count_valid_over(
                 role,
                 &file.signatures,
-                &canonical,
+                Some(&canonical),
                 keys,
                 &authorised,
             )?);
@@ -626,7 +655,14 @@ pub fn verify_timestamp(
     let file = RawSigned::parse("timestamp", bytes)?;
     let ts: Timestamp = file.typed("timestamp")?;
     let role = &root.roles["timestamp"];
-    check_threshold_raw("timestamp", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_threshold_raw(
+        "timestamp",
+        &file,
+        &root.keys,
+        &role.keyids,
+        role.threshold,
+        true,
+    )?;
     check_type("timestamp", &ts.typ, role_type::TIMESTAMP)?;
     if ts.meta.get("snapshot").and_then(FileMeta::sha256).is_none() {
         return Err(VerifyError::MissingMeta {
@@ -651,7 +687,14 @@ pub fn verify_snapshot(
     let file = RawSigned::parse("snapshot", bytes)?;
     let snap: Snapshot = file.typed("snapshot")?;
     let role = &root.roles["snapshot"];
-    check_threshold_raw("snapshot", &file, &root.keys, &role.keyids, role.threshold)?;
+    check_threshold_raw(
+        "snapshot",
+        &file,
+        &root.keys,
+        &role.keyids,
+        role.threshold,
+        true,
+    )?;
     check_type("snapshot", &snap.typ, role_type::SNAPSHOT)?;
     for required in ["root", "targets"] {
         if snap.meta.get(required).and_then(FileMeta::sha256).is_none() {
@@ -702,6 +745,55 @@ pub fn verify_targets_for(
     trusted_version: Option<u64>,
     only: Option<&str>,
 ) -> Result<Targets, VerifyError> {
+    verify_targets_checked(
+        role,
+        signers,
+        true,
+        snapshot,
+        bytes,
+        now,
+        trusted_version,
+        only,
+    )
+}
+
+/// [`verify_targets_for`] for a cached role whose signatures already verified over these very
+/// bytes under these very parents (the trust core decides when, [`super::trusted`]): every
+/// other check is made (hashes and length against the snapshot, type, version, expiry,
+/// delegations, and a threshold of signatures by the keys `signers` authorises now), only the
+/// cryptography of those signatures is not done again.
+pub(crate) fn verify_targets_presigned(
+    role: &str,
+    signers: &Signers<'_>,
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+    only: Option<&str>,
+) -> Result<Targets, VerifyError> {
+    verify_targets_checked(
+        role,
+        signers,
+        false,
+        snapshot,
+        bytes,
+        now,
+        trusted_version,
+        only,
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+fn verify_targets_checked(
+    role: &str,
+    signers: &Signers<'_>,
+    crypto: bool,
+    snapshot: &Snapshot,
+    bytes: &[u8],
+    now: OffsetDateTime,
+    trusted_version: Option<u64>,
+    only: Option<&str>,
+) -> Result<Targets, VerifyError> {
     let meta = snapshot
         .meta
         .get(role)
@@ -713,7 +805,7 @@ pub fn verify_targets_for(
     let length_ok = meta.length < 0 || bytes.len() as u64 <= meta.length as u64;
     let targets = if bytes.len() < PARALLEL_HASH_MIN || !length_ok {
         check_file_meta(role, "snapshot", meta, bytes)?;
-        signed_targets(role, signers, bytes, only)?
+        signed_targets(role, signers, crypto, bytes, only)?
     } else {
         // A big role (10,000 tags are 0.9 MB) is hashed on a second thread while this one
         // parses it and checks its signatures: the same checks, in less wall time on two
@@ -724,9 +816,9 @@ pub fn verify_targets_for(
                 .spawn_scoped(s, || check_file_meta(role, "snapshot", meta, bytes));
             let Ok(hashing) = hashing else {
                 check_file_meta(role, "snapshot", meta, bytes)?;
-                return signed_targets(role, signers, bytes, only);
+                return signed_targets(role, signers, crypto, bytes, only);
             };
-            let parsed = signed_targets(role, signers, bytes, only);
+            let parsed = signed_targets(role, signers, crypto, bytes, only);
             match hashing.join() {
                 Ok(hashed) => hashed.and(parsed),
                 Err(panic) => std::panic::resume_unwind(panic),
@@ -745,16 +837,24 @@ pub fn verify_targets_for(
 /// Roles at least this big are hashed on a second thread ([`verify_targets_for`]).
 const PARALLEL_HASH_MIN: usize = 256 * 1024;
 
-/// The envelope of a targets role, its signatures by `signers`, and the role read from the
-/// bytes they cover.
+/// The envelope of a targets role, its signatures by `signers` (counted by signer alone
+/// without `crypto`), and the role read from the bytes they cover.
 fn signed_targets(
     role: &str,
     signers: &Signers<'_>,
+    crypto: bool,
     bytes: &[u8],
     only: Option<&str>,
 ) -> Result<Targets, VerifyError> {
     let file = RawSigned::parse(role, bytes)?;
-    check_threshold_raw(role, &file, signers.keys, signers.keyids, signers.threshold)?;
+    check_threshold_raw(
+        role,
+        &file,
+        signers.keys,
+        signers.keyids,
+        signers.threshold,
+        crypto,
+    )?;
     Ok(file.targets(role, only)?)
 }
 

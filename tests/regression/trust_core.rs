@@ -551,7 +551,8 @@ fn trust_core_alone_asks_for_each_file_and_keeps_floors_only_under_a_cached_root
             "timestamp",
             "snapshot",
             "targets",
-            "targets/releases"
+            "targets/releases",
+            docker_trustacr::tuf::trusted::RECORD
         ]
     );
 
@@ -877,8 +878,141 @@ fn big_targets_hashed_on_a_second_thread_still_refetches_edits_and_refuses_serve
     assert_eq!(std::fs::read(cached_file(&w, "targets")).unwrap(), genuine);
 }
 
-// See: #12 item 5 (expiry is checked on the warm path: a cached role that matches the snapshot
-// but has expired since is refused, and an expired cached delegation is left out)
+/// Signatures checked by one `update_tag_at` of `v1` on this thread, and its result.
+fn checked_update(
+    w: &World,
+) -> (
+    u64,
+    Result<docker_trustacr::notary::client::Repo, ClientError>,
+) {
+    let before = verify::signature_checks();
+    let r = update_tag_at(w, &w.fetcher(), "v1", now());
+    (verify::signature_checks() - before, r)
+}
+
+fn resolves_v1(r: Result<docker_trustacr::notary::client::Repo, ClientError>) -> Vec<u8> {
+    r.unwrap()
+        .find_target("v1")
+        .unwrap()
+        .unwrap()
+        .sha256()
+        .to_vec()
+}
+
+// See: #12 item 5 (the unchanged-timestamp fast path: with the fresh timestamp byte-identical
+// to the cached one and the record of the last full update naming exactly this root, timestamp
+// and snapshot, the cached targets roles' signatures are not checked again; everything else
+// is, and any other set, or a cached file that does not match, takes the full path)
+#[test]
+fn an_unchanged_verified_set_skips_only_the_targets_signatures_and_any_other_set_checks_them() {
+    let w = world_with_releases();
+    let want = target(b"new").sha256().unwrap().to_vec();
+    // Cold: root, timestamp, snapshot, targets, targets/releases.
+    let (cold, r) = checked_update(&w);
+    assert_eq!((cold, resolves_v1(r)), (5, want.clone()));
+    // Warm, unchanged: root, timestamp and snapshot only.
+    let (fast, r) = checked_update(&w);
+    assert_eq!((fast, resolves_v1(r)), (3, want.clone()));
+    let record = std::fs::read(cached_file(&w, docker_trustacr::tuf::trusted::RECORD)).unwrap();
+
+    // A new timestamp: the full path, then the fast one again.
+    let t = w.targets(1, &[("v1", b"old")], Some(vec!["".into()]));
+    w.publish(
+        2,
+        2,
+        &t,
+        &[("targets/releases", &w.releases(&[("v1", b"new")]))],
+    );
+    assert_eq!(checked_update(&w).0, 5);
+    assert_eq!(checked_update(&w).0, 3);
+    // The record of another set: the full path.
+    std::fs::write(
+        cached_file(&w, docker_trustacr::tuf::trusted::RECORD),
+        &record,
+    )
+    .unwrap();
+    let (n, r) = checked_update(&w);
+    assert_eq!((n, resolves_v1(r)), (5, want.clone()));
+    // A record that is not one: the full path.
+    std::fs::write(
+        cached_file(&w, docker_trustacr::tuf::trusted::RECORD),
+        b"{\"set\":",
+    )
+    .unwrap();
+    assert_eq!(checked_update(&w).0, 5);
+
+    // A cached snapshot edited under the unchanged timestamp: fetched again, the full path.
+    assert_eq!(checked_update(&w).0, 3);
+    let snap = cached_file(&w, "snapshot");
+    let genuine = std::fs::read(&snap).unwrap();
+    let mut edited = genuine.clone();
+    let at = edited.windows(7).position(|p| p == b"version").unwrap();
+    edited[at] = b'V';
+    std::fs::write(&snap, &edited).unwrap();
+    let (n, r) = checked_update(&w);
+    assert_eq!((n, resolves_v1(r)), (5, want.clone()));
+    assert_eq!(std::fs::read(&snap).unwrap(), genuine);
+
+    // Cached targets/releases replaced by a differently signed copy under the same record:
+    // its hash is not the snapshot's, so it is fetched again and its signature checked.
+    assert_eq!(checked_update(&w).0, 3);
+    let rel = cached_file(&w, "targets/releases");
+    let genuine = std::fs::read(&rel).unwrap();
+    std::fs::write(&rel, w.releases(&[("v1", b"evil")])).unwrap();
+    let (n, r) = checked_update(&w);
+    assert_eq!((n, resolves_v1(r)), (4, want));
+    assert_eq!(std::fs::read(&rel).unwrap(), genuine);
+}
+
+// See: #12 item 5 (a forged record gains nothing: a removed signer's delegation, whose bytes
+// are unchanged, is still left out on the fast path, because signers are still counted against
+// the keys the parent authorises now)
+#[test]
+fn a_forged_record_does_not_bring_back_a_removed_signers_delegation() {
+    let w = World::new(1);
+    // targets signs v1 = "old" and delegates to targets/releases with no keys (the signer was
+    // removed, as `docker trust signer remove` leaves it); releases still signs v1 = "new".
+    let mut body = w.targets_body(1, &[("v1", b"old")], Duration::days(30));
+    let k = w.releases_key.public();
+    body.delegations.keys.insert(k.id(), k.clone());
+    body.delegations.roles.push(DelegatedRole {
+        keyids: None,
+        name: "targets/releases".into(),
+        paths: vec!["".into()],
+        threshold: 1,
+    });
+    let t = w.sign_targets("targets", &body, &w.targets_key);
+    let rel = w.releases(&[("v1", b"new")]);
+    w.publish(1, 1, &t, &[("targets/releases", &rel)]);
+    let old = target(b"old").sha256().unwrap().to_vec();
+    let (_, r) = checked_update(&w);
+    assert_eq!(resolves_v1(r), old);
+    // A local writer puts the delegation into the record of this very set.
+    let path = cached_file(&w, docker_trustacr::tuf::trusted::RECORD);
+    let mut record: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(record["signed"], serde_json::json!(["targets"]));
+    record["signed"] = serde_json::json!(["targets", "targets/releases"]);
+    std::fs::write(&path, serde_json::to_vec(&record).unwrap()).unwrap();
+    let (n, r) = checked_update(&w);
+    assert_eq!(n, 3, "the fast path (root, timestamp, snapshot)");
+    let repo = r.unwrap();
+    assert_eq!(
+        repo.find_target("v1").unwrap().unwrap().sha256().to_vec(),
+        old
+    );
+    assert!(
+        repo.skipped
+            .iter()
+            .any(|(role, why)| role == "targets/releases" && why.contains("threshold")),
+        "{:?}",
+        repo.skipped
+    );
+}
+
+// See: #12 item 5 (expiry is checked on the warm path, the unchanged-timestamp fast path
+// included: a cached role that matches the snapshot but has expired since is refused, and an
+// expired cached delegation is left out)
 #[test]
 fn expired_cached_roles_are_refused_on_the_warm_single_tag_path() {
     let w = World::new(1);
@@ -922,9 +1056,12 @@ fn expired_cached_roles_are_refused_on_the_warm_single_tag_path() {
         repo.skipped
     );
 
-    // Day 12: targets (10 days) expired: refused, although its bytes match the snapshot.
+    // Day 12: targets (10 days) expired: refused, although its bytes match the snapshot, and
+    // on the unchanged-timestamp fast path (root, timestamp and snapshot signatures only).
     let counting = Counting::new(w.fetcher());
+    let before = verify::signature_checks();
     let e = update_tag_at(&w, &counting, "v1", now() + Duration::days(12)).unwrap_err();
+    assert_eq!(verify::signature_checks() - before, 3, "the fast path");
     assert_eq!(counting.asked(), ["timestamp.json"], "the warm path");
     assert!(
         matches!(&e, ClientError::Verify(VerifyError::Expired { role, .. }) if role == "targets"),
