@@ -104,6 +104,48 @@ fn natural_cmp(a: &str, b: &str) -> Ordering {
     }
 }
 
+/// A byte string whose plain order is [`natural_cmp`]'s order: each digit run becomes a digit
+/// byte (so it still sorts against other bytes as a digit does), the length of the run without
+/// leading zeros, and those digits. 10,000 tags are sorted by their keys (a `memcmp` each)
+/// instead of re-scanning digit runs in every comparison. Runs longer than 255 digits fall
+/// back to [`natural_cmp`] ([`sort_naturally`]).
+fn natural_key(s: &str) -> Option<Vec<u8>> {
+    let b = s.as_bytes();
+    let mut key = Vec::with_capacity(b.len() + 4);
+    let mut i = 0;
+    while i < b.len() {
+        if b[i].is_ascii_digit() {
+            let run = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+            let digits = &b[i..i + run];
+            let zeros = digits.iter().take_while(|&&c| c == b'0').count();
+            let trimmed = &digits[zeros..];
+            key.push(b'0');
+            key.push(u8::try_from(trimmed.len()).ok()?);
+            key.extend_from_slice(trimmed);
+            i += run;
+        } else {
+            key.push(b[i]);
+            i += 1;
+        }
+    }
+    Some(key)
+}
+
+/// Sorts `tags` stably in [`natural_cmp`] order.
+fn sort_naturally(tags: &mut Vec<SignedTag>) {
+    let keys: Option<Vec<Vec<u8>>> = tags.iter().map(|t| natural_key(&t.signed_tag)).collect();
+    match keys {
+        Some(keys) => {
+            let mut order: Vec<usize> = (0..tags.len()).collect();
+            order.sort_by(|&a, &b| keys[a].cmp(&keys[b]));
+            let mut slots: Vec<Option<SignedTag>> =
+                std::mem::take(tags).into_iter().map(Some).collect();
+            tags.extend(order.into_iter().filter_map(|i| slots[i].take()));
+        }
+        None => tags.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag)),
+    }
+}
+
 /// Whether tags are resolved from `role`: as in `docker trust inspect`, a tag only these roles
 /// sign is shown as signed by "Repo Admin", and no signer is named after them.
 fn is_resolution_role(role: &str) -> bool {
@@ -152,7 +194,7 @@ pub fn trust_info(name: &str, tag: Option<&str>, repo: &Repo) -> TrustInfo {
             }
         })
         .collect();
-    signed_tags.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag));
+    sort_naturally(&mut signed_tags);
 
     // Delegation keys as canonical IDs, as docker's translateDelegationsToCanonicalIDs does.
     let mut signers: Vec<Signer> = Vec::new();
@@ -321,6 +363,52 @@ impl InspectArgs {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sorting_by_natural_keys_is_sorting_by_natural_cmp() {
+        // Every mix the comparison distinguishes: digit runs of different lengths and leading
+        // zeros (equal ones keep their order), digits against bytes below and above '0'..'9',
+        // prefixes, and runs over 255 digits (the fallback).
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let alphabet = b"0019-._AZaz";
+        let mut names: Vec<String> = (0..3000)
+            .map(|_| {
+                let n = 1 + next() % 8;
+                (0..n)
+                    .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
+                    .collect()
+            })
+            .collect();
+        names.extend(
+            ["v1", "v01", "v001", "v10", "v1a", "v1-", "a", "", "9", "09"].map(String::from),
+        );
+        for long in [false, true] {
+            if long {
+                names.push(format!("x{}", "7".repeat(300)));
+            }
+            let tags = |names: &[String]| -> Vec<SignedTag> {
+                names
+                    .iter()
+                    .map(|n| SignedTag {
+                        signed_tag: n.clone(),
+                        digest: String::new(),
+                        signers: vec![],
+                    })
+                    .collect()
+            };
+            let mut by_keys = tags(&names);
+            sort_naturally(&mut by_keys);
+            let mut by_cmp = tags(&names);
+            by_cmp.sort_by(|a, b| natural_cmp(&a.signed_tag, &b.signed_tag));
+            assert_eq!(by_keys, by_cmp, "long run: {long}");
+        }
+    }
 
     #[test]
     fn tags_sort_naturally() {
