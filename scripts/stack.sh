@@ -133,8 +133,9 @@ EOF
 # Hazard: this notary-server (memory storage, local trust service) crashes with Go "fatal error:
 # concurrent map writes" in GetOrCreateTimestampKey when first requests for new repositories'
 # server keys (GET /v2/<gun>/_trust/tuf/{timestamp,snapshot}.key) arrive at the same instant;
-# every later test then fails. Tests that start several first signers of a new repository at
-# once create the keys beforehand (publish.rs create_server_keys). It is deliberately not
+# every later test then fails, whichever two tests sent them. So the integration harness
+# creates the keys of every new repository on this registry, one repository at a time
+# (harness.rs unique_repo and create_server_keys). It is deliberately not
 # restarted when it dies: a restart would hide the failure and lose all trust data.
 start_notary_server() {
     local port
