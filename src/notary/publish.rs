@@ -21,7 +21,7 @@ use crate::keystore::{KeySource, KeystoreError};
 use crate::plugin::cancel::{CancelReason, Cancellation};
 use crate::registry::HttpError;
 use crate::tuf::editor::{EditError, RELEASES, SignedUpdate, TARGETS, UnsignedUpdate};
-use crate::tuf::metadata::FileMeta;
+use crate::tuf::metadata::{RawSigned, Snapshot};
 use crate::tuf::trusted::{self, Source};
 use crate::tuf::verify::{self, Limits, RootTrust, VerifyError};
 
@@ -482,19 +482,9 @@ struct ReadBack<'a> {
     server: &'a NotaryServer,
     cache: &'a Cache,
     uploaded: &'a [(String, Vec<u8>)],
-    /// The snapshot as downloaded during the read-back.
-    snapshot: std::sync::Mutex<Option<Vec<u8>>>,
-}
-
-/// The part of a snapshot that says which bytes each role must have.
-#[derive(serde::Deserialize)]
-struct Listing {
-    signed: ListedMeta,
-}
-
-#[derive(serde::Deserialize)]
-struct ListedMeta {
-    meta: std::collections::BTreeMap<String, FileMeta>,
+    /// The snapshot as downloaded during the read-back, read once (not yet verified: it only
+    /// decides which bytes are offered to the core, which verifies them).
+    snapshot: std::sync::Mutex<Option<Snapshot>>,
 }
 
 impl ReadBack<'_> {
@@ -505,8 +495,7 @@ impl ReadBack<'_> {
         }
         let (_, bytes) = self.uploaded.iter().find(|(r, _)| r == role)?;
         let snapshot = self.snapshot.lock().ok()?;
-        let listing: Listing = serde_json::from_slice(snapshot.as_deref()?).ok()?;
-        let meta = listing.signed.meta.get(role)?;
+        let meta = snapshot.as_ref()?.meta.get(role)?;
         let sha256: [u8; 32] = Sha256::digest(bytes).into();
         (meta.sha256() == Some(sha256.as_slice()) && meta.length == bytes.len() as i64)
             .then_some(bytes.as_slice())
@@ -519,9 +508,12 @@ impl Source for ReadBack<'_> {
     async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
         let got = client::Fetch::fetch(self.server, name, limit).await?;
         if name.starts_with("snapshot.")
-            && let (Some(bytes), Ok(mut kept)) = (&got, self.snapshot.lock())
+            && let Some(bytes) = &got
+            && let Ok(mut kept) = self.snapshot.lock()
         {
-            *kept = Some(bytes.clone());
+            *kept = RawSigned::parse("snapshot", bytes)
+                .and_then(|f| f.typed::<Snapshot>("snapshot"))
+                .ok();
         }
         Ok(got)
     }
