@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The test stack: real dockerd, distribution registry, notary-server (TLS) and a Secret Service
-# keyring (gnome-keyring in its own D-Bus session), all on 127.0.0.1 in one temporary directory.
+# The test stack: real dockerd, distribution registry, notary-server (TLS; its keys in
+# notary-signer over MariaDB) and a Secret Service keyring (gnome-keyring in its own D-Bus
+# session), all on 127.0.0.1 in one temporary directory.
 # Beside the open registry and notary-server it runs an "ACR": a second registry and
 # notary-server, both with token auth, behind the ACR emulator (tests/acr-emulator), which
 # plays Entra ID and ACR's token service and serves both on one HTTPS host, as ACR does.
@@ -25,7 +26,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 self="$here/$(basename "${BASH_SOURCE[0]}")"
 repo=$(cd "$here/.." && pwd)
-PACKAGES=(docker.io docker-registry notary gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time python3-cryptography zsh)
+PACKAGES=(docker.io docker-registry notary mariadb-server gnome-keyring dbus libsecret-tools golang-docker-credential-helpers openssl curl strace time python3-cryptography zsh)
 KEYRING_PASSWORD=trustacr-test-keyring
 READY_TIMEOUT=${TRUSTACR_STACK_READY_TIMEOUT:-90}
 
@@ -37,6 +38,7 @@ cmd_install() {
     command -v dockerd >/dev/null || missing+=(docker.io)
     command -v docker-registry >/dev/null || missing+=(docker-registry)
     command -v notary-server >/dev/null || missing+=(notary)
+    command -v mariadbd >/dev/null || missing+=(mariadb-server)
     command -v gnome-keyring-daemon >/dev/null || missing+=(gnome-keyring)
     command -v dbus-run-session >/dev/null || missing+=(dbus)
     command -v secret-tool >/dev/null || missing+=(libsecret-tools)
@@ -92,7 +94,7 @@ make_tls() {
         -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" 2>/dev/null
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
         -keyout "$t/server.key" -out "$t/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n' >"$t/ext.cnf"
+    printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth,clientAuth\n' >"$t/ext.cnf"
     openssl x509 -req -in "$t/server.csr" -CA "$t/ca.pem" -CAkey "$t/ca.key" -CAcreateserial \
         -days 30 -extfile "$t/ext.cnf" -out "$t/server.crt" 2>/dev/null
     rm -f "$t/ca.key" "$t/server.csr"
@@ -130,13 +132,89 @@ EOF
     wait_for registry $! curl -sf "http://$REGISTRY/v2/"
 }
 
-# Hazard: this notary-server (memory storage, local trust service) crashes with Go "fatal error:
-# concurrent map writes" in GetOrCreateTimestampKey when first requests for new repositories'
-# server keys (GET /v2/<gun>/_trust/tuf/{timestamp,snapshot}.key) arrive at the same instant;
-# every later test then fails, whichever two tests sent them. So the integration harness
-# creates the keys of every new repository on this registry, one repository at a time
-# (harness.rs unique_repo and create_server_keys). It is deliberately not
-# restarted when it dies: a restart would hide the failure and lose all trust data.
+# notary-signer holds the server-managed timestamp and snapshot keys of both notary-servers,
+# in MariaDB, as a production deployment does. Why not notary-server's "local" trust service:
+# it keeps keys in an unlocked Go map, and every GET of a repository's timestamp or snapshot
+# key before its first publish writes a new key into it. Two such GETs at once, or one beside
+# any signing, ended the server with "fatal error: concurrent map writes" (every later test
+# then failed). notary-signer's own "memory" backend has the same kind of flaw (an unlocked map
+# read beside a locked write); its SQL backend is safe, and this package's build has no SQLite
+# driver, hence MariaDB. Neither server is restarted when it dies: that would hide the failure.
+start_signer_db() {
+    local d=$STACK_DIR/signer/db
+    mkdir -p "$d"
+    mariadb-install-db --no-defaults --datadir="$d/data" --user="$(id -un)" \
+        --auth-root-authentication-method=normal --skip-test-db >"$STACK_DIR/logs/signer-db-install.log" 2>&1 ||
+        die "mariadb-install-db failed; see $STACK_DIR/logs/signer-db-install.log"
+    mariadbd --no-defaults --datadir="$d/data" --user="$(id -un)" --socket="$d/sock" \
+        --skip-networking --pid-file="$d/pid" --innodb-buffer-pool-size=16M \
+        --log-error="$STACK_DIR/logs/signer-db.log" >"$STACK_DIR/logs/signer-db.out" 2>&1 &
+    echo $! >"$STACK_DIR/pids/signer-db"
+    SIGNER_DB_SOCK=$d/sock
+    wait_for signer-db $! mariadb --no-defaults --socket="$SIGNER_DB_SOCK" -uroot -e 'SELECT 1'
+    # The schema of notary's migrations/signer/mysql (0001 and 0002), which notary-signer
+    # expects to exist.
+    mariadb --no-defaults --socket="$SIGNER_DB_SOCK" -uroot <<'EOF'
+CREATE DATABASE notarysigner;
+USE notarysigner;
+CREATE TABLE `private_keys` (
+  `id` int(11) NOT NULL AUTO_INCREMENT,
+  `created_at` timestamp NULL DEFAULT NULL,
+  `updated_at` timestamp NULL DEFAULT NULL,
+  `deleted_at` timestamp NULL DEFAULT NULL,
+  `key_id` varchar(255) NOT NULL,
+  `encryption_alg` varchar(255) NOT NULL,
+  `keywrap_alg` varchar(255) NOT NULL,
+  `algorithm` varchar(50) NOT NULL,
+  `passphrase_alias` varchar(50) NOT NULL,
+  `public` blob NOT NULL,
+  `private` blob NOT NULL,
+  `gun` varchar(255) NOT NULL,
+  `role` varchar(255) NOT NULL,
+  `last_used` datetime NULL DEFAULT NULL,
+  PRIMARY KEY (`id`),
+  UNIQUE KEY `key_id` (`key_id`),
+  UNIQUE KEY `key_id_2` (`key_id`,`algorithm`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8;
+EOF
+}
+
+# One signer for both notary-servers (mutual TLS with the stack's certificate).
+start_notary_signer() {
+    local d=$STACK_DIR/signer
+    SIGNER_PORT=$(free_port)
+    cat >"$d/signer.json" <<EOF
+{
+  "server": {
+    "grpc_addr": "127.0.0.1:$SIGNER_PORT",
+    "tls_cert_file": "$STACK_DIR/tls/server.crt",
+    "tls_key_file": "$STACK_DIR/tls/server.key",
+    "client_ca_file": "$STACK_DIR/tls/ca.pem"
+  },
+  "logging": {"level": "info"},
+  "storage": {
+    "backend": "mysql",
+    "db_url": "root@unix($SIGNER_DB_SOCK)/notarysigner?parseTime=True",
+    "default_alias": "stack"
+  }
+}
+EOF
+    # The passphrase that wraps the stored private keys (alias "stack").
+    NOTARY_SIGNER_STACK=$(openssl rand -hex 16) \
+        notary-signer -config "$d/signer.json" -logf logfmt >"$STACK_DIR/logs/notary-signer.log" 2>&1 &
+    echo $! >"$STACK_DIR/pids/notary-signer"
+    wait_for notary-signer $! bash -c "exec 3<>/dev/tcp/127.0.0.1/$SIGNER_PORT"
+}
+
+# trust_service_json: notary-server's "trust_service" member, pointing at the stack's signer.
+trust_service_json() {
+    cat <<EOF
+{"type": "remote", "hostname": "127.0.0.1", "port": "$SIGNER_PORT",
+   "tls_ca_file": "$STACK_DIR/tls/ca.pem", "key_algorithm": "ecdsa",
+   "tls_client_cert": "$STACK_DIR/tls/server.crt", "tls_client_key": "$STACK_DIR/tls/server.key"}
+EOF
+}
+
 start_notary_server() {
     local port
     port=$(free_port)
@@ -148,7 +226,7 @@ start_notary_server() {
     "tls_cert_file": "$STACK_DIR/tls/server.crt",
     "tls_key_file": "$STACK_DIR/tls/server.key"
   },
-  "trust_service": {"type": "local", "key_algorithm": "ecdsa"},
+  "trust_service": $(trust_service_json),
   "logging": {"level": "info"},
   "storage": {"backend": "memory"}
 }
@@ -234,7 +312,7 @@ EOF
     "tls_cert_file": "$STACK_DIR/tls/server.crt",
     "tls_key_file": "$STACK_DIR/tls/server.key"
   },
-  "trust_service": {"type": "local", "key_algorithm": "ecdsa"},
+  "trust_service": $(trust_service_json),
   "logging": {"level": "info"},
   "storage": {"backend": "memory"},
   "auth": {
@@ -341,7 +419,7 @@ start_keyring() {
 }
 
 # Everything start-up leaves a pid file for, in the order to stop it.
-STACK_PROCS="acr-emulator acr-notary-server acr-registry gnome-keyring notary-server registry dockerd"
+STACK_PROCS="acr-emulator acr-notary-server acr-registry gnome-keyring notary-server notary-signer signer-db registry dockerd"
 
 stop_all() {
     local name pid
@@ -373,6 +451,8 @@ cmd_serve_inner() {
     start_keyring
     start_dockerd
     start_registry
+    start_signer_db
+    start_notary_signer
     start_notary_server
     start_acr
     cat >"$STACK_DIR/stack.env" <<EOF

@@ -102,9 +102,6 @@ fn eight_first_signers_of_a_new_repository_all_land_with_one_root_key() {
     );
     let repo = unique_repo(&stack().registry, "eightnew");
     let tags = push_tags(&env, &repo, SIGNERS);
-    // notary-server 0.7 crashes on racing first GETs of a new repository's server keys (see
-    // create_server_keys); that is the peer's bug, not the race under test.
-    create_server_keys(&repo);
     let children: Vec<Child> = tags
         .iter()
         .map(|(t, _)| spawn_sign(&env, &repo, t))

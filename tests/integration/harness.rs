@@ -304,26 +304,16 @@ pub fn next_id() -> usize {
 }
 
 /// A repository name on `registry` that no other test, nor an earlier run on the same stack, uses.
-///
-/// A repository on the stack's own registry gets its notary-server keys created here, one
-/// repository at a time across all tests: notary-server 0.7 crashes ("concurrent map writes")
-/// when first requests for two new repositories' keys, from any two tests, arrive at the same
-/// instant, and every later test then fails (seen in a full run). Creating the keys adds no
-/// trust data: the repository still has no root until someone signs.
 pub fn unique_repo(registry: &str, prefix: &str) -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
         .subsec_nanos();
-    let repo = format!(
+    format!(
         "{registry}/t/{prefix}-{}-{}-{nanos}",
         std::process::id(),
         next_id()
-    );
-    if registry == stack().registry {
-        create_server_keys(&repo);
-    }
-    repo
+    )
 }
 
 /// Imports a one-file scratch image with `content` as `reference` into the engine (no push).
@@ -412,39 +402,6 @@ pub fn wait_output(mut child: Child, within: std::time::Duration) -> Output {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
     child.wait_with_output().unwrap()
-}
-
-/// Has the stack's notary-server create `gun`'s timestamp and snapshot keys, one request at a
-/// time (see the crash described in the racing-first-signers test).
-pub fn create_server_keys(gun: &str) {
-    static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE_AT_A_TIME
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    let stack = stack();
-    for role in ["timestamp", "snapshot"] {
-        let url = format!("{}/v2/{gun}/_trust/tuf/{role}.key", stack.notary_url);
-        let out = Command::new("curl")
-            .args([
-                "-sS",
-                "--max-time",
-                "30",
-                "-w",
-                "\n%{http_code}",
-                "--cacert",
-            ])
-            .arg(&stack.notary_ca)
-            .arg(&url)
-            .stdin(Stdio::null())
-            .output()
-            .expect("run curl");
-        let text = String::from_utf8_lossy(&out.stdout);
-        assert!(
-            out.status.success() && text.ends_with("\n200") && text.contains("\"keytype\""),
-            "GET {url} did not return a key: {text}{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 /// A loopback port nothing listens on (bound, then released).

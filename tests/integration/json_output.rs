@@ -130,7 +130,6 @@ fn sign_inspect_revoke_and_key_commands_json_validate_and_name_the_real_keys_and
     let env = trust_stack_env();
     let repo = unique_repo(&stack().registry, "json-sign");
     let (digest, size) = docker_push(&env, &format!("{repo}:v1"), "json sign");
-    create_server_keys(&repo);
 
     let (signed, _) = json_run(&env, "sign", &["sign", &format!("{repo}:v1")]);
     assert_eq!(signed["signed"][0]["digest"], digest.as_str());

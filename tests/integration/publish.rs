@@ -145,12 +145,6 @@ fn first_signers_racing_to_initialise_one_repository_all_land() {
     for t in &tags {
         docker_push(&env, &format!("{repo}:{t}"), t);
     }
-    // notary-server (v0.7, memory storage, local trust service) creates a new repository's
-    // timestamp and snapshot keys on the first GET of their `.key` URL, writing a Go map with no
-    // lock: racing first GETs crash it ("concurrent map writes") and every later test fails. That
-    // is a known bug of the test peer, not what this test is about (racing root UPLOADS), so the
-    // keys are created here, once, before the signers start.
-    create_server_keys(&repo);
     // The race, made certain: every signer is told the repository has no trust data (as each
     // would be if all read before any wrote), so all of them upload a new root; notary-server
     // accepts the first and refuses the others' roots.
