@@ -139,10 +139,7 @@ fn keyring_entry(name: &str) -> Result<keyring_core::Entry, KeystoreError> {
 
 /// The text of keyring entry `name`, if there is one and it can be read.
 fn read_entry(name: &str) -> Option<Zeroizing<String>> {
-    keyring_entry(name)
-        .and_then(|e| e.get_password().map_err(|e| keystore::map_error(&e)))
-        .ok()
-        .map(Zeroizing::new)
+    keystore::read_text(name).ok().flatten()
 }
 
 /// Deletes keyring entry `name`; whether there was one.

@@ -65,7 +65,7 @@ impl PushArgs {
         };
         // Check what signing needs before anything is pushed: an unreachable keyring found
         // after the push would leave an unsigned image behind.
-        tokio::task::spawn_blocking(keystore::ensure_store)
+        tokio::task::spawn_blocking(keystore::ensure_reachable)
             .await
             .map_err(|source| Error::Task {
                 what: "keyring check",

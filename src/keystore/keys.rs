@@ -303,31 +303,9 @@ pub fn get_labeled(
                 e => e,
             })
     };
-    #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
-    {
-        // The attributes keyring-core's Secret Service store gives an entry.
-        let user = name.entry();
-        let attributes =
-            std::collections::HashMap::from([("service", super::service()), ("username", &user)]);
-        match super::session::read(&attributes) {
-            Ok(None) => return Ok(None),
-            Ok(Some(secret)) => {
-                if let Ok(text) = std::str::from_utf8(&secret) {
-                    return parse(text);
-                }
-                tracing::debug!(
-                    "keyring entry {name} is not text; reading it again through keyring-core"
-                );
-            }
-            Err(super::session::Fallback(why)) => {
-                tracing::debug!("reading keyring entry {name} through keyring-core: {why}");
-            }
-        }
-    }
-    match entry(name)?.get_password() {
-        Ok(text) => parse(&Zeroizing::new(text)),
-        Err(keyring_core::Error::NoEntry) => Ok(None),
-        Err(e) => Err(super::map_error(&e)),
+    match super::read_text(&name.entry())? {
+        Some(text) => parse(&text),
+        None => Ok(None),
     }
 }
 

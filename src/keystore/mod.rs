@@ -193,6 +193,7 @@ fn probe_inner() -> Result<(), KeystoreError> {
 
 /// Opens the platform store and makes it keyring-core's default.
 pub fn open_store() -> Result<Arc<keyring_core::CredentialStore>, KeystoreError> {
+    tracing::debug!("opening keyring-core's platform store");
     let store = platform_store().map_err(|e| KeystoreError::Unreachable {
         detail: e.to_string(),
         hint: UNREACHABLE_HINT,
@@ -228,6 +229,51 @@ pub fn warm() {
     session::warm();
     #[cfg(not(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd")))]
     let _ = ensure_store();
+}
+
+/// The text of entry `user` of this keyring service; `Ok(None)` when there is none.
+///
+/// Read over the plugin's own session where the Secret Service allows (see [`session`]): that
+/// session is set up early and cheaply, and keyring-core's would be a second key exchange.
+/// Anything that session does not answer is read through keyring-core, which unlocks, prompts
+/// or names the problem.
+pub fn read_text(user: &str) -> Result<Option<zeroize::Zeroizing<String>>, KeystoreError> {
+    #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+    {
+        // The attributes keyring-core's Secret Service store gives an entry.
+        let attributes =
+            std::collections::HashMap::from([("service", service()), ("username", user)]);
+        match session::read(&attributes) {
+            Ok(None) => return Ok(None),
+            Ok(Some(secret)) => match std::str::from_utf8(&secret) {
+                Ok(text) => return Ok(Some(zeroize::Zeroizing::new(text.to_owned()))),
+                Err(_) => tracing::debug!(
+                    "keyring entry {user} is not text; reading it again through keyring-core"
+                ),
+            },
+            Err(session::Fallback(why)) => {
+                tracing::debug!("reading keyring entry {user} through keyring-core: {why}");
+            }
+        }
+    }
+    ensure_store()?;
+    let entry = keyring_core::Entry::new(service(), user).map_err(|e| map_error(&e))?;
+    match entry.get_password() {
+        Ok(text) => Ok(Some(zeroize::Zeroizing::new(text))),
+        Err(keyring_core::Error::NoEntry) => Ok(None),
+        Err(e) => Err(map_error(&e)),
+    }
+}
+
+/// Checks that the keyring can be reached, before work that would be left half done without it
+/// (a push before its signing). The plugin's own session answers when it is open; only
+/// otherwise is keyring-core's store opened, which names the problem.
+pub fn ensure_reachable() -> Result<(), KeystoreError> {
+    #[cfg(any(target_os = "linux", target_os = "freebsd", target_os = "openbsd"))]
+    if session::is_open() {
+        return Ok(());
+    }
+    ensure_store()
 }
 
 /// Opens the platform store once per process; later calls reuse it.

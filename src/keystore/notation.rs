@@ -57,10 +57,8 @@ fn corrupt(name: &str) -> KeystoreError {
 
 /// Reads the key `name`; `Ok(None)` when there is none.
 pub fn get(name: &str) -> Result<Option<NotationSigner>, KeystoreError> {
-    let text = match entry(name)?.get_password() {
-        Ok(t) => Zeroizing::new(t),
-        Err(keyring_core::Error::NoEntry) => return Ok(None),
-        Err(e) => return Err(super::map_error(&e)),
+    let Some(text) = super::read_text(&format!("{PREFIX}{name}"))? else {
+        return Ok(None);
     };
     let stored: Stored<'_> = serde_json::from_str(&text).map_err(|_| corrupt(name))?;
     if stored.keytype != KEYTYPE {

@@ -64,6 +64,11 @@ pub fn warm() {
     session();
 }
 
+/// Whether the session is open (opening it now if it was not tried yet).
+pub fn is_open() -> bool {
+    session().is_ok()
+}
+
 fn session() -> &'static Result<Mutex<Session>, String> {
     SESSION.get_or_init(|| open().map(Mutex::new).map_err(|Fallback(e)| e))
 }

@@ -193,6 +193,13 @@ fn service_principal_with_push_and_signer_roles_pushes_and_signs() {
     let out = run(env.plugin().args(["verify", &reference]));
     assert_success(&out, "verify");
     assert!(stdout(&out).starts_with("sha256:"));
+    // A second push finds its keys and its token in the keyring: it reads both over the
+    // plugin's own Secret Service session, and opens no second one through keyring-core.
+    let out = run(env.plugin().args(["-D", "push", &reference]));
+    assert_success(&out, "a second push");
+    let err = stderr(&out);
+    assert!(err.contains("using the cached ACR refresh token"), "{err}");
+    assert!(!err.contains("keyring-core"), "{err}");
 }
 
 /// How ACR answers a request for actions the identity's roles do not allow. Undocumented
@@ -443,6 +450,8 @@ fn second_command_uses_the_cached_refresh_token_and_an_expired_one_is_renewed() 
         second.contains("using the cached ACR refresh token"),
         "{second}"
     );
+    // Read over the plugin's own Secret Service session: no second key exchange.
+    assert!(!second.contains("keyring-core"), "{second}");
     assert!(
         !second.contains("signed in to Entra ID"),
         "no Entra call with a cached token:\n{second}"
