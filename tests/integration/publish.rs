@@ -748,3 +748,49 @@ fn a_read_back_snapshot_other_than_the_one_the_timestamp_names_is_fetched_again_
     }
     assert_eq!(notary_tags(&env, &repo), ["v0", "v1", "v2"]);
 }
+
+// See: #12 item 5. With nothing cached (every CI job), the snapshot and targets are fetched at
+// once with the timestamp; only bytes whose sha256 the verified parent names stand in for them.
+#[test]
+fn a_cold_verify_fetches_timestamp_snapshot_and_targets_at_once_and_uses_only_the_named_bytes() {
+    let env = trust_env();
+    let repo = unique_repo(&stack().registry, "cold-early");
+    let cfg = env.home.join("cfg");
+    let (digest, _) = docker_push(&env, &format!("{repo}:v1"), "cold early");
+    let out = run(plugin_via(&env, &cfg, &Tamper::start()).args(["sign", &format!("{repo}:v1")]));
+    assert_success(&out, "sign v1");
+    let proxy = Tamper::start();
+    let cold_verify = |what: &str| {
+        std::fs::remove_dir_all(cfg.join("trust").join("tuf")).unwrap();
+        proxy.forget_requests();
+        let out = run(plugin_via(&env, &cfg, &proxy).args(["verify", &format!("{repo}:v1")]));
+        assert_success(&out, what);
+        assert_eq!(stdout(&out).trim(), digest, "{what}");
+        let mut gets = seen(&proxy, "GET");
+        gets.sort_unstable();
+        gets
+    };
+    let gets = cold_verify("a cold verify");
+    assert_eq!(
+        gets,
+        [
+            "root.json",
+            "snapshot.json",
+            "targets.json",
+            "timestamp.json"
+        ],
+        "nothing fetched twice"
+    );
+    // Other bytes under the current names (a racing publisher, a hostile server): the files the
+    // verified timestamp and snapshot name are fetched by name, and the result is the same.
+    proxy.on("GET", "/snapshot.json", Action::Body(b"{}".to_vec()));
+    proxy.on("GET", "/targets.json", Action::Endless);
+    let gets = cold_verify("a cold verify with other early bytes");
+    for role in ["snapshot", "targets"] {
+        assert!(
+            gets.iter()
+                .any(|g| g.starts_with(&format!("{role}.")) && *g != format!("{role}.json")),
+            "the named {role} is fetched: {gets:?}"
+        );
+    }
+}
