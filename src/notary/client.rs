@@ -4,12 +4,10 @@
 //!
 //! A warm update of an unchanged repository costs one request (timestamp.json): the core takes
 //! the snapshot and targets from the cache when their hashes match what the new timestamp and
-//! snapshot list. A cold one (nothing cached: every CI job) fetches the current snapshot and
-//! targets together with the timestamp, saving two round trips ([`Early`]).
+//! snapshot list.
 
 use std::future::Future;
 
-use sha2::{Digest, Sha256};
 use time::OffsetDateTime;
 
 use super::cache::Cache;
@@ -59,92 +57,21 @@ pub enum ClientError {
     },
 }
 
-/// At most this much is read of a file fetched before its parent states its length. It is no
-/// more than a hostile server could make a named fetch read: the server signs the snapshot and
-/// timestamp, and with them the lengths.
-const EARLY_LIMIT: u64 = 16 * 1024 * 1024;
-
-/// Files fetched before the core asks for them, by their current names (`snapshot.json`,
-/// `targets.json`), to save round trips. Each is offered to the core only under the name of its
-/// own sha256 (`snapshot.<sha256>.json`), which the core derived from the verified parent and
-/// checks the bytes against like any download; other bytes (a racing publisher, a hostile
-/// server) are dropped and the named file is fetched as usual.
-#[derive(Default)]
-pub(super) struct Early(std::sync::Mutex<Vec<(&'static str, Vec<u8>)>>);
-
-impl Early {
-    /// Fetches `name` and, at once, the current files of `roles`. Their failures are ignored:
-    /// the named fetch that would follow reports its own.
-    pub(super) async fn fetch_with<F: Fetch + Sync>(
-        &self,
-        fetch: &F,
-        name: &str,
-        limit: u64,
-        roles: &[&'static str],
-    ) -> Result<Option<Vec<u8>>, HttpError> {
-        let ahead = futures_util::future::join_all(roles.iter().map(|role| async move {
-            (
-                *role,
-                fetch.fetch(&format!("{role}.json"), EARLY_LIMIT).await,
-            )
-        }));
-        let (got, ahead) = tokio::join!(fetch.fetch(name, limit), ahead);
-        if let Ok(mut early) = self.0.lock() {
-            early.extend(
-                ahead
-                    .into_iter()
-                    .filter_map(|(role, r)| Some((role, r.ok()??))),
-            );
-        }
-        got
-    }
-
-    /// The early file that `name` (`<role>.<sha256>.json`) names, if it fits `limit`.
-    pub(super) fn take(&self, name: &str, limit: u64) -> Option<Vec<u8>> {
-        let (role, rest) = name.split_once('.')?;
-        let want = rest.strip_suffix(".json")?;
-        let mut early = self.0.lock().ok()?;
-        let i = early.iter().position(|(r, _)| *r == role)?;
-        let (_, bytes) = early.swap_remove(i);
-        (bytes.len() as u64 <= limit && hex::encode(Sha256::digest(&bytes)) == want)
-            .then_some(bytes)
-    }
-}
-
 /// The server for downloads, the cache for cached copies.
 struct Wire<'a, F> {
     fetch: &'a F,
     cache: &'a Cache,
-    early: Early,
-}
-
-impl<'a, F: Fetch + Sync> Wire<'a, F> {
-    fn new(fetch: &'a F, cache: &'a Cache) -> Self {
-        Wire {
-            fetch,
-            cache,
-            early: Early::default(),
-        }
-    }
 }
 
 impl<F: Fetch + Sync> Source for Wire<'_, F> {
     type Error = HttpError;
 
-    async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
-        // Cold: the core will surely ask for the snapshot and targets the timestamp leads to.
-        if name == "timestamp.json"
-            && self.cache.read("snapshot").is_none()
-            && self.cache.read("targets").is_none()
-        {
-            return (self.early)
-                .fetch_with(self.fetch, name, limit, &["snapshot", "targets"])
-                .await;
-        }
-        match self.early.take(name, limit) {
-            Some(bytes) => Ok(Some(bytes)),
-            None => self.fetch.fetch(name, limit).await,
-        }
+    fn fetch(
+        &self,
+        name: &str,
+        limit: u64,
+    ) -> impl Future<Output = Result<Option<Vec<u8>>, HttpError>> + Send {
+        self.fetch.fetch(name, limit)
     }
 
     fn cached(&self, role: &str) -> Option<Vec<u8>> {
@@ -170,7 +97,7 @@ pub async fn update<F: Fetch + Sync>(
     trust: &RootTrust,
     limits: &Limits,
 ) -> Result<Repo, ClientError> {
-    let verified = trusted::update(&Wire::new(fetch, cache), gun, now, trust, limits).await;
+    let verified = trusted::update(&Wire { fetch, cache }, gun, now, trust, limits).await;
     finish(verified, cache, gun)
 }
 
@@ -185,8 +112,7 @@ pub async fn update_tag<F: Fetch + Sync>(
     trust: &RootTrust,
     limits: &Limits,
 ) -> Result<Repo, ClientError> {
-    let verified =
-        trusted::update_tag(&Wire::new(fetch, cache), gun, tag, now, trust, limits).await;
+    let verified = trusted::update_tag(&Wire { fetch, cache }, gun, tag, now, trust, limits).await;
     finish(verified, cache, gun)
 }
 
