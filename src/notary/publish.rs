@@ -478,12 +478,6 @@ enum Sent {
 /// Otherwise the cached copy stays the rollback floor, as in any update. Nothing is cached
 /// early: the read-back is written in one go once it verified, timestamp and snapshot synced
 /// together rather than one after the other.
-///
-/// The upload always gives the repository a new snapshot, so the current `snapshot.json` is
-/// fetched beside the new timestamp: one round trip instead of two (tens of milliseconds to a
-/// remote registry). It is offered to the core only under the name of its own sha256, which
-/// the core then checks against the timestamp like any download; otherwise (another publisher
-/// in between) the snapshot the timestamp names is fetched as usual.
 struct ReadBack<'a> {
     server: &'a NotaryServer,
     cache: &'a Cache,
@@ -491,24 +485,9 @@ struct ReadBack<'a> {
     /// The snapshot as downloaded during the read-back, read once (not yet verified: it only
     /// decides which bytes are offered to the core, which verifies them).
     snapshot: std::sync::Mutex<Option<Snapshot>>,
-    /// `snapshot.json` as fetched beside the timestamp, until the core asks for a snapshot.
-    early_snapshot: std::sync::Mutex<Option<Vec<u8>>>,
 }
 
-/// At most this much is read of a snapshot fetched before the timestamp says its length; a
-/// bigger one is fetched again by name, bounded by the timestamp.
-const EARLY_SNAPSHOT_LIMIT: u64 = 1024 * 1024;
-
 impl ReadBack<'_> {
-    /// The early snapshot if `name` is `snapshot.<its sha256>.json` and it fits `limit`.
-    fn take_early_snapshot(&self, name: &str, limit: u64) -> Option<Vec<u8>> {
-        let want = name.strip_prefix("snapshot.")?.strip_suffix(".json")?;
-        let mut early = self.early_snapshot.lock().ok()?;
-        let bytes = early.take()?;
-        (bytes.len() as u64 <= limit && hex::encode(Sha256::digest(&bytes)) == want)
-            .then_some(bytes)
-    }
-
     /// The uploaded bytes of targets role `role`, if the downloaded snapshot lists them.
     fn uploaded_as_listed(&self, role: &str) -> Option<&[u8]> {
         if role != TARGETS && !role.starts_with("targets/") {
@@ -527,22 +506,7 @@ impl Source for ReadBack<'_> {
     type Error = HttpError;
 
     async fn fetch(&self, name: &str, limit: u64) -> Result<Option<Vec<u8>>, HttpError> {
-        let got = if name == "timestamp.json" {
-            let (timestamp, snapshot) = tokio::join!(
-                client::Fetch::fetch(self.server, name, limit),
-                client::Fetch::fetch(self.server, "snapshot.json", EARLY_SNAPSHOT_LIMIT),
-            );
-            // Only an offer: any failure leaves the snapshot to be fetched by name.
-            if let (Ok(Some(bytes)), Ok(mut early)) = (snapshot, self.early_snapshot.lock()) {
-                *early = Some(bytes);
-            }
-            timestamp?
-        } else {
-            match self.take_early_snapshot(name, limit) {
-                Some(bytes) => Some(bytes),
-                None => client::Fetch::fetch(self.server, name, limit).await?,
-            }
-        };
+        let got = client::Fetch::fetch(self.server, name, limit).await?;
         if name.starts_with("snapshot.")
             && let Some(bytes) = &got
             && let Ok(mut kept) = self.snapshot.lock()
@@ -577,7 +541,6 @@ async fn read_back(
         cache: p.cache,
         uploaded: signed.files(),
         snapshot: std::sync::Mutex::new(None),
-        early_snapshot: std::sync::Mutex::new(None),
     };
     let gun = &p.server.gun;
     let verified = trusted::update(&src, gun, now, p.trust, p.limits)

@@ -688,14 +688,12 @@ fn a_sign_reads_back_timestamp_and_snapshot_not_its_own_targets_and_caches_the_w
     assert_success(&out, "sign v2");
     assert_eq!(seen(&proxy, "POST"), [""], "one upload");
     let gets = seen(&proxy, "GET");
-    // Before the upload: the timestamp (unchanged, the rest from the cache). After it, at
-    // once: the new timestamp and the current snapshot, which is the one the timestamp names,
-    // so it is not fetched again by name; the targets just uploaded are not fetched.
+    // Before the upload: the timestamp (unchanged, the rest from the cache). After it: the new
+    // timestamp and the snapshot the server made; the targets just uploaded are not fetched.
     assert_eq!(gets.len(), 3, "{gets:?}");
     assert_eq!(gets[0], "timestamp.json", "{gets:?}");
-    let mut after: Vec<&str> = gets[1..].iter().map(String::as_str).collect();
-    after.sort_unstable();
-    assert_eq!(after, ["snapshot.json", "timestamp.json"], "{gets:?}");
+    assert_eq!(gets[1], "timestamp.json", "{gets:?}");
+    assert!(gets[2].starts_with("snapshot."), "{gets:?}");
     assert!(!gets.iter().any(|g| g.starts_with("targets")), "{gets:?}");
 
     // The cache holds the whole new state, verified: a verify needs only the timestamp, and
@@ -706,45 +704,4 @@ fn a_sign_reads_back_timestamp_and_snapshot_not_its_own_targets_and_caches_the_w
     assert_eq!(stdout(&out).trim(), digest);
     assert_eq!(seen(&proxy, "GET"), ["timestamp.json"]);
     assert_eq!(notary_tags(&env, &repo), ["v1", "v2"]);
-}
-
-// See: #12 item 5. The read-back fetches `snapshot.json` beside the new timestamp; a hostile or
-// racing server's answer there must never stand in for the snapshot the timestamp names.
-#[test]
-fn a_read_back_snapshot_other_than_the_one_the_timestamp_names_is_fetched_again_by_name() {
-    let env = trust_env();
-    let repo = unique_repo(&stack().registry, "readback-early");
-    let cfg = env.home.join("cfg");
-    let proxy = Tamper::start();
-    let answers = [
-        (
-            "other bytes",
-            Action::Body(b"{\"signed\":{},\"signatures\":[]}".to_vec()),
-        ),
-        ("an error", Action::Status(500)),
-        ("an endless body", Action::Endless),
-    ];
-    for (i, (what, action)) in answers.into_iter().enumerate() {
-        let tag = format!("v{i}");
-        let (digest, _) = docker_push(&env, &format!("{repo}:{tag}"), what);
-        proxy.clear();
-        proxy.on("GET", "/snapshot.json", action);
-        proxy.forget_requests();
-        let out = run(plugin_via(&env, &cfg, &proxy).args(["sign", &format!("{repo}:{tag}")]));
-        assert_success(
-            &out,
-            &format!("sign {tag} with {what} as the early snapshot"),
-        );
-        let gets = seen(&proxy, "GET");
-        assert!(
-            gets.iter()
-                .any(|g| g.starts_with("snapshot.") && g != "snapshot.json"),
-            "{what}: the named snapshot is fetched: {gets:?}"
-        );
-        proxy.clear();
-        let out = run(plugin_via(&env, &cfg, &proxy).args(["verify", &format!("{repo}:{tag}")]));
-        assert_success(&out, &format!("verify {tag}"));
-        assert_eq!(stdout(&out).trim(), digest, "{what}");
-    }
-    assert_eq!(notary_tags(&env, &repo), ["v0", "v1", "v2"]);
 }
