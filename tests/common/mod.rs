@@ -209,14 +209,13 @@ impl World {
     ) -> Vec<u8> {
         let mut delegations = Delegations::default();
         if let Some(paths) = releases {
-            let k = self.releases_key.public();
-            delegations.keys.insert(k.id(), k.clone());
-            delegations.roles.push(DelegatedRole {
-                keyids: Some(vec![k.id()]),
-                name: "targets/releases".into(),
+            let id = self.releases_key.public().id();
+            self.delegate_to_releases_key(
+                &mut delegations,
+                "targets/releases",
+                Some(vec![id]),
                 paths,
-                threshold: 1,
-            });
+            );
         }
         let t = Targets {
             typ: role_type::TARGETS.into(),
@@ -426,6 +425,24 @@ impl World {
     /// Signs a targets-type role with `key`.
     pub fn sign_targets(&self, role: &str, t: &Targets, key: &SigningKey) -> Vec<u8> {
         sign_role(role, t, &[(&key.public().id(), key)]).unwrap()
+    }
+
+    /// Adds the releases key to `delegations` and a role `name` (threshold 1) listing `keyids`.
+    pub fn delegate_to_releases_key(
+        &self,
+        delegations: &mut Delegations,
+        name: &str,
+        keyids: Option<Vec<String>>,
+        paths: Vec<String>,
+    ) {
+        let k = self.releases_key.public();
+        delegations.keys.insert(k.id(), k);
+        delegations.roles.push(DelegatedRole {
+            keyids,
+            name: name.into(),
+            paths,
+            threshold: 1,
+        });
     }
 
     /// A targets-type body with `tags` and no delegations.

@@ -132,14 +132,13 @@ fn expired_targets_is_refused() {
 fn delegation_with_an_invalid_name_is_refused() {
     let w = World::new(1);
     let mut body = w.targets_body(1, &[("v1", b"m")], Duration::days(30));
-    let k = w.releases_key.public();
-    body.delegations.keys.insert(k.id(), k.clone());
-    body.delegations.roles.push(DelegatedRole {
-        keyids: Some(vec![k.id()]),
-        name: "targets/../root".into(),
-        paths: vec!["".into()],
-        threshold: 1,
-    });
+    let id = w.releases_key.public().id();
+    w.delegate_to_releases_key(
+        &mut body.delegations,
+        "targets/../root",
+        Some(vec![id]),
+        vec!["".into()],
+    );
     let t = w.sign_targets("targets", &body, &w.targets_key);
     w.publish(1, 1, &t, &[]);
     w.refused_with(
@@ -973,14 +972,12 @@ fn a_forged_record_does_not_bring_back_a_removed_signers_delegation() {
     // targets signs v1 = "old" and delegates to targets/releases with no keys (the signer was
     // removed, as `docker trust signer remove` leaves it); releases still signs v1 = "new".
     let mut body = w.targets_body(1, &[("v1", b"old")], Duration::days(30));
-    let k = w.releases_key.public();
-    body.delegations.keys.insert(k.id(), k.clone());
-    body.delegations.roles.push(DelegatedRole {
-        keyids: None,
-        name: "targets/releases".into(),
-        paths: vec!["".into()],
-        threshold: 1,
-    });
+    w.delegate_to_releases_key(
+        &mut body.delegations,
+        "targets/releases",
+        None,
+        vec!["".into()],
+    );
     let t = w.sign_targets("targets", &body, &w.targets_key);
     let rel = w.releases(&[("v1", b"new")]);
     w.publish(1, 1, &t, &[("targets/releases", &rel)]);
@@ -1016,16 +1013,14 @@ fn a_forged_record_does_not_bring_back_a_removed_signers_delegation() {
 #[test]
 fn expired_cached_roles_are_refused_on_the_warm_single_tag_path() {
     let w = World::new(1);
-    let body = w.targets_body(1, &[("v1", b"old")], Duration::days(10));
-    let mut body = body;
-    let k = w.releases_key.public();
-    body.delegations.keys.insert(k.id(), k.clone());
-    body.delegations.roles.push(DelegatedRole {
-        keyids: Some(vec![k.id()]),
-        name: "targets/releases".into(),
-        paths: vec!["".into()],
-        threshold: 1,
-    });
+    let mut body = w.targets_body(1, &[("v1", b"old")], Duration::days(10));
+    let id = w.releases_key.public().id();
+    w.delegate_to_releases_key(
+        &mut body.delegations,
+        "targets/releases",
+        Some(vec![id]),
+        vec!["".into()],
+    );
     let t = w.sign_targets("targets", &body, &w.targets_key);
     let rel_body = w.targets_body(1, &[("v1", b"new")], Duration::days(5));
     let rel = w.sign_targets("targets/releases", &rel_body, &w.releases_key);
