@@ -107,6 +107,13 @@ enum Command {
     Man(man::ManArgs),
 }
 
+impl Command {
+    /// Whether the command's usual run reads a signing key from the keyring.
+    fn signs(&self) -> bool {
+        matches!(self, Command::Sign(_) | Command::Push(_))
+    }
+}
+
 /// Output format of commands that report.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -456,6 +463,12 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     };
 
     init_logging(&inv.globals);
+    if cli.command.signs() {
+        // The keyring's session setup (a Diffie-Hellman exchange, most of it inside the
+        // Secret Service) is the longest step before a key can be read: start it before the
+        // async runtime exists, so it is done by the time the trust data is.
+        std::thread::spawn(crate::keystore::warm);
+    }
 
     let deadline = match crate::timeouts::command() {
         Ok(d) => d,
