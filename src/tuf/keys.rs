@@ -306,7 +306,6 @@ impl PublicKey {
 fn verify_ecdsa(spki: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
     use p256::ecdsa::signature::hazmat::PrehashVerifier;
     use spki::DecodePublicKey;
-    let digest = Sha256::digest(msg);
     let bad = |e: &dyn std::fmt::Display| KeyError::BadKey {
         keytype: "ecdsa".into(),
         reason: e.to_string(),
@@ -318,16 +317,29 @@ fn verify_ecdsa(spki: &[u8], msg: &[u8], sig: &[u8]) -> Result<(), KeyError> {
         .map_err(|e| bad(&e))?
         .to_string();
     match curve.as_str() {
-        // secp256r1
+        // secp256r1: every role of a docker repository is signed this way, and a command checks
+        // several such signatures. ring's P-256 (the one TLS already uses) is several times
+        // faster than the portable p256 crate, which stays for the point encodings ring does
+        // not take (compressed points); both accept the same signatures (r||s, any valid s).
         "1.2.840.10045.3.1.7" => {
             let vk = p256::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|e| bad(&e))?;
+            let point = info.subject_public_key.raw_bytes();
+            if point.first() == Some(&0x04) {
+                return ring::signature::UnparsedPublicKey::new(
+                    &ring::signature::ECDSA_P256_SHA256_FIXED,
+                    point,
+                )
+                .verify(msg, sig)
+                .map_err(|_| KeyError::BadSignature);
+            }
             let sig =
                 p256::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
-            vk.verify_prehash(&digest, &sig)
+            vk.verify_prehash(&Sha256::digest(msg), &sig)
                 .map_err(|_| KeyError::BadSignature)
         }
         // secp384r1
         "1.3.132.0.34" => {
+            let digest = Sha256::digest(msg);
             let vk = p384::ecdsa::VerifyingKey::from_public_key_der(spki).map_err(|e| bad(&e))?;
             let sig =
                 p384::ecdsa::Signature::from_slice(sig).map_err(|_| KeyError::BadSignature)?;
@@ -398,6 +410,71 @@ mod tests {
         assert_eq!(certificate_chain_parses() - before, 1);
         k.public = b"not a certificate".to_vec();
         assert!(matches!(k.certificates(), Err(KeyError::BadKey { .. })));
+    }
+
+    /// A P-256 key's SPKI with its point uncompressed (as notary and docker write it) and
+    /// compressed, a message, and a signature of it.
+    fn p256_fixture() -> (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>) {
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::EncodePublicKey;
+        let sk = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+        let vk = sk.verifying_key();
+        let uncompressed = vk.to_public_key_der().unwrap().as_bytes().to_vec();
+        // The compressed SPKI: the uncompressed one's algorithm part, then the 33-byte point.
+        let point = vk.to_sec1_point(true);
+        let algorithm = &uncompressed[2..2 + 2 + uncompressed[3] as usize];
+        let mut bits = vec![0x03, point.len() as u8 + 1, 0x00];
+        bits.extend_from_slice(point.as_bytes());
+        let mut compressed = vec![0x30, (algorithm.len() + bits.len()) as u8];
+        compressed.extend_from_slice(algorithm);
+        compressed.extend_from_slice(&bits);
+        let msg = b"{\"signed\":{}}".to_vec();
+        let sig: p256::ecdsa::Signature = sk.sign(&msg);
+        (uncompressed, compressed, msg, sig.to_bytes().to_vec())
+    }
+
+    #[test]
+    fn p256_signatures_verify_alike_for_uncompressed_and_compressed_keys() {
+        let (uncompressed, compressed, msg, sig) = p256_fixture();
+        assert!(spki::SubjectPublicKeyInfoRef::from_der(&compressed).is_ok());
+        // The order n of the P-256 group (SEC 2 §2.4.2).
+        let order = "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551";
+        // The same signature with s replaced by n - s: Go's ecdsa.Verify (notary-server's)
+        // accepts both forms, so both must verify here too.
+        let n = crypto_bigint::U256::from_be_hex(order);
+        let s = crypto_bigint::U256::from_be_slice(&sig[32..]);
+        let mut high_s = sig[..32].to_vec();
+        high_s.extend_from_slice(&n.wrapping_sub(&s).to_be_bytes());
+        let mut flipped = sig.clone();
+        flipped[40] ^= 1;
+        let mut other_msg = msg.clone();
+        other_msg[2] ^= 1;
+        for spki in [&uncompressed, &compressed] {
+            assert!(verify_ecdsa(spki, &msg, &sig).is_ok());
+            assert!(verify_ecdsa(spki, &msg, &high_s).is_ok());
+            for (m, s) in [
+                (&msg, &flipped),
+                (&other_msg, &sig),
+                (&msg, &sig[..63].to_vec()),
+                (&msg, &[0u8; 64].to_vec()),
+            ] {
+                assert!(
+                    matches!(verify_ecdsa(spki, m, s), Err(KeyError::BadSignature)),
+                    "{spki:?} {s:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_p256_key_off_the_curve_is_a_bad_key_not_a_bad_signature() {
+        let (mut uncompressed, _, msg, sig) = p256_fixture();
+        let last = uncompressed.len() - 1;
+        uncompressed[last] ^= 1;
+        assert!(matches!(
+            verify_ecdsa(&uncompressed, &msg, &sig),
+            Err(KeyError::BadKey { .. })
+        ));
     }
 
     #[test]
