@@ -259,6 +259,11 @@ impl World {
         for (r, b) in roles {
             meta.insert(r.to_string(), FileMeta::of(b));
         }
+        self.snapshot_of(version, meta)
+    }
+
+    /// A snapshot signed by the snapshot key, listing exactly `meta`.
+    pub fn snapshot_of(&self, version: u64, meta: BTreeMap<String, FileMeta>) -> Vec<u8> {
         let s = Snapshot {
             typ: role_type::SNAPSHOT.into(),
             expires: exp(Duration::days(30)),

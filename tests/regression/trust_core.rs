@@ -877,6 +877,60 @@ fn big_targets_hashed_on_a_second_thread_still_refetches_edits_and_refuses_serve
     assert_eq!(std::fs::read(cached_file(&w, "targets")).unwrap(), genuine);
 }
 
+#[test]
+fn big_targets_are_refused_on_either_hash_alone_and_without_a_sha256() {
+    // A big role is hashed on two threads (sha256 here, sha512 beside): each hash must still
+    // refuse on its own, sha256's error first, and a snapshot that lists no sha256 must still
+    // be refused when its sha512 matches.
+    let w = World::new(1);
+    let names: Vec<String> = (0..4000).map(|i| format!("t{i}")).collect();
+    let tags: Vec<(&str, &[u8])> = names.iter().map(|n| (n.as_str(), n.as_bytes())).collect();
+    let genuine = w.targets(1, &tags, None);
+    assert!(genuine.len() >= 256 * 1024, "{} bytes", genuine.len());
+    let serve = |version: u64, targets_meta: FileMeta| {
+        let meta = BTreeMap::from([
+            ("root".to_string(), FileMeta::of(&w.root_bytes)),
+            ("targets".to_string(), targets_meta),
+        ]);
+        let snap = w.snapshot_of(version, meta);
+        w.write("targets", &genuine);
+        w.write("snapshot", &snap);
+        w.write("timestamp", &w.timestamp(version, &snap, Duration::days(7)));
+    };
+    let wrong = |meta: &mut FileMeta, alg: &str| meta.hashes.get_mut(alg).unwrap().0[5] ^= 1;
+    let mismatch = |alg: &'static str| {
+        move |e: &VerifyError| {
+            matches!(e, VerifyError::HashMismatch { role, algorithm, .. }
+                if role == "targets" && algorithm == alg)
+        }
+    };
+
+    let mut meta = FileMeta::of(&genuine);
+    wrong(&mut meta, "sha512");
+    serve(1, meta);
+    w.refused(mismatch("sha512"));
+
+    let mut meta = FileMeta::of(&genuine);
+    wrong(&mut meta, "sha256");
+    serve(2, meta);
+    w.refused(mismatch("sha256"));
+
+    let mut meta = FileMeta::of(&genuine);
+    wrong(&mut meta, "sha256");
+    wrong(&mut meta, "sha512");
+    serve(3, meta);
+    w.refused(mismatch("sha256"));
+
+    let mut meta = FileMeta::of(&genuine);
+    meta.hashes.remove("sha256");
+    serve(4, meta);
+    w.refused(|e| matches!(e, VerifyError::MissingMeta { role, .. } if role == "targets"));
+
+    serve(5, FileMeta::of(&genuine));
+    let repo = w.update().unwrap();
+    assert!(repo.find_target("t3999").unwrap().is_some());
+}
+
 /// Signatures checked by one `update_tag_at` of `v1` on this thread, and its result.
 fn checked_update(
     w: &World,
