@@ -466,7 +466,8 @@ pub fn run(argv: Vec<OsString>) -> ExitCode {
     if cli.command.signs() {
         // The keyring's session setup (a Diffie-Hellman exchange, most of it inside the
         // Secret Service) is the longest step before a key can be read: start it before the
-        // async runtime exists, so it is done by the time the trust data is.
+        // async runtime exists, so it is done by the time the trust data is. Nothing is read
+        // here; a keyring that cannot be opened is reported when a key is asked for.
         std::thread::spawn(crate::keystore::warm);
     }
 

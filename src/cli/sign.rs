@@ -94,9 +94,8 @@ pub struct SignedTag {
 /// Signs `images` (all of one repository) in one publish.
 pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedTag>, Error> {
     // Everything before the publish changes nothing and can simply be dropped on cancellation;
-    // the publish itself reports what is live when it is cancelled.
-    // First of all: the keyring's session setup is the longest step before signing can start.
-    warm_keyring();
+    // the publish itself reports what is live when it is cancelled. (The keyring's session is
+    // already being set up: `cli::run` starts it for every signing command.)
     let (t, changes, signed, current) = cancellable(&ctx.cancel, async {
         let t = TrustRepo::open(ctx, &images[0]).await?;
         t.check_can_sign(false).await?;
@@ -130,14 +129,6 @@ pub async fn sign_repo(ctx: &Context, images: &[ImageRef]) -> Result<Vec<SignedT
         ctx.out.status(format_args!("Successfully signed {image}"));
     }
     Ok(signed)
-}
-
-/// Opens the OS keyring's session on a blocking thread, so that its setup (a Diffie-Hellman
-/// exchange with the Secret Service) overlaps the network requests that come before signing.
-/// Nothing is read from it here; a keyring that cannot be opened is reported when a key is
-/// asked for.
-pub fn warm_keyring() {
-    drop(tokio::task::spawn_blocking(crate::keystore::warm));
 }
 
 /// Publishes `changes` with keys from the keyring, printing docker's progress lines. A
